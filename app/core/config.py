@@ -1,0 +1,84 @@
+"""Settings: the contract's Configuration table, read once from the environment."""
+
+import logging
+from functools import cached_property
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 - the documented dev default
+DEFAULT_DATABASE_URL = "sqlite:///./data/mlops.db"
+
+logger = logging.getLogger(__name__)
+
+
+def normalize_database_url(url: str) -> str:
+    """Plain `postgresql://` means psycopg 3; plain `sqlite://` means aiosqlite."""
+    for plain, driver in (
+        ("postgresql://", "postgresql+psycopg://"),
+        ("postgres://", "postgresql+psycopg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    environment: Literal["development", "production", "test"] = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    secret_key: str = DEV_SECRET_KEY
+
+    session_cookie_name: str = "session"
+    session_max_age: int = Field(default=1800, gt=0)
+    session_cookie_secure: bool | None = None
+
+    rate_limit_enabled: bool = True
+    rate_limit_default: str = "600/minute"
+    rate_limit_login: str = "10/minute"
+    rate_limit_join: str = "20/minute"
+    rate_limit_predict: str = "120/minute"
+    rate_limit_storage_uri: str = "memory://"
+    forwarded_allow_ips: str = "127.0.0.1"
+
+    worker_in_process: bool = True
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalize_database_url(cls, url: str) -> str:
+        return normalize_database_url(url)
+
+    @model_validator(mode="after")
+    def _refuse_dev_secret_in_production(self) -> "Settings":
+        if self.environment == "production" and self.secret_key in ("", DEV_SECRET_KEY):
+            raise ValueError(
+                "SECRET_KEY must be set to a long random value when ENVIRONMENT=production "
+                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def cookie_secure(self) -> bool:
+        """Production defaults to Secure cookies unless explicitly turned off."""
+        if self.session_cookie_secure is None:
+            return self.environment == "production"
+        return self.session_cookie_secure
+
+    @cached_property
+    def trusted_proxies(self) -> list[str]:
+        return [ip.strip() for ip in self.forwarded_allow_ips.split(",") if ip.strip()]
+
+    def warn_if_insecure(self) -> None:
+        if self.secret_key == DEV_SECRET_KEY:
+            logger.warning(
+                "SECRET_KEY is the built-in development value: sessions can be forged. "
+                "Set SECRET_KEY before exposing this service."
+            )

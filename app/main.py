@@ -1,0 +1,87 @@
+"""The ASGI application: `create_app(settings)` builds it; `app.main:app` is the default one."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+from app.api.errors import install_error_handlers
+from app.api.operations import router as operations_router
+from app.api.v1.router import api_router
+from app.core.config import Settings
+from app.core.logging import configure_logging
+from app.core.middleware import (
+    AccessLogMiddleware,
+    RequestGuardMiddleware,
+    SecurityHeadersMiddleware,
+    UnhandledErrorMiddleware,
+    is_sane_request_id,
+)
+from app.core.rate_limit import RateLimits
+from app.core.security import CookieSigner
+from app.db.session import create_engine, create_sessionmaker
+
+DESCRIPTION = """
+Multi-tenant MLOps platform: organizations, clusters with CPU/RAM/GPU capacity, a
+priority-preemption scheduler for model deployments, and predictions.
+
+Sign in with `POST /api/v1/auth/login`; the session cookie authenticates every other call.
+Errors always have the shape `{"error": "...", "code": "..."}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    settings.warn_if_insecure()
+    engine = create_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    app = FastAPI(
+        title="MLOps Platform API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "auth", "description": "Accounts and session cookies."},
+            {"name": "organizations", "description": "Organizations, invite codes, members."},
+            {"name": "operations", "description": "Health, readiness and metrics."},
+        ],
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.cookie_signer = CookieSigner(settings.secret_key)
+    app.state.rate_limits = RateLimits(settings)
+
+    install_error_handlers(app)
+    app.include_router(operations_router)
+    app.include_router(api_router)
+
+    # Added innermost first: the last one added wraps all the others.
+    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(RequestGuardMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(
+        CorrelationIdMiddleware, header_name="X-Request-ID", validator=is_sane_request_id
+    )
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    """`app.main:app` builds the default app on first access, not at import time."""
+    if name == "app":
+        settings = Settings()
+        configure_logging(settings.log_level)
+        application = create_app(settings)
+        globals()["app"] = application
+        return application
+    raise AttributeError(name)

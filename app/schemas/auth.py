@@ -1,0 +1,66 @@
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from app.models.organization import Role
+from app.schemas.common import RequestBody
+
+Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,32}$")]
+Password = Annotated[str, Field(min_length=8, max_length=128)]
+
+
+class RegisterIn(RequestBody):
+    username: Username
+    email: Annotated[EmailStr, Field(max_length=254)]
+    password: Password
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"username": "ada", "email": "ada@example.com", "password": "correct-horse-42"}
+            ]
+        }
+    )
+
+
+class LoginIn(RequestBody):
+    # Login does not re-validate the format: any wrong input is just invalid credentials.
+    username: Annotated[str, Field(max_length=256)]
+    password: Annotated[str, Field(max_length=1024)]
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"username": "ada", "password": "correct-horse-42"}]}
+    )
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0b8f9a3e-6f1d-4b8e-9a53-2f0c8f4b1c2d",
+                    "username": "ada",
+                    "email": "ada@example.com",
+                    "created_at": "2026-11-29T12:00:00Z",
+                }
+            ]
+        },
+    )
+
+    id: uuid.UUID
+    username: str
+    email: str
+    created_at: datetime
+
+
+class MyOrganization(BaseModel):
+    id: uuid.UUID
+    name: str
+    role: Role
+
+
+class MeOut(UserOut):
+    organizations: list[MyOrganization]

@@ -1,0 +1,76 @@
+"""The one tenancy helper: every read of an organization-owned row goes through `scoped`.
+
+A row of an organization the caller does not belong to is never selected, so it is simply not found
+(404); existence never leaks. Role checks come after, on the membership found by the same query.
+"""
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select, and_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from app.core.errors import Forbidden, not_found
+from app.models.organization import Membership, Organization, Role
+
+T = TypeVar("T")
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
+
+
+@dataclass(frozen=True, slots=True)
+class Scoped(Generic[T]):
+    """A row the caller may see, with the caller's role in the row's organization."""
+
+    row: T
+    role: Role
+    user_id: uuid.UUID
+
+    def require(self, role: Role) -> "Scoped[T]":
+        if not self.role.allows(role):
+            raise Forbidden()
+        return self
+
+
+def parse_id(value: str | uuid.UUID) -> uuid.UUID | None:
+    """A path id that is not a UUID is simply unknown (404), never a validation error."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def scoped(stmt: S, user_id: uuid.UUID, org_column: InstrumentedAttribute[Any]) -> S:
+    """Restrict `stmt` to rows whose organization (`org_column`) the user is a member of."""
+    return stmt.join(
+        Membership,
+        and_(Membership.organization_id == org_column, Membership.user_id == user_id),
+    )
+
+
+async def load_scoped(
+    db: AsyncSession,
+    model: type[T],
+    raw_id: str | uuid.UUID,
+    user_id: uuid.UUID,
+    resource: str,
+    *,
+    for_update: bool = False,
+) -> Scoped[T]:
+    """Load one org-owned row by id through the tenancy filter, or raise `<resource>_not_found`."""
+    row_id = parse_id(raw_id)
+    if row_id is None:
+        raise not_found(resource)
+    org_column = Organization.id if model is Organization else model.organization_id  # type: ignore[attr-defined]
+    stmt = scoped(select(model, Membership.role), user_id, org_column).where(
+        model.id == row_id  # type: ignore[attr-defined]
+    )
+    if for_update:
+        stmt = stmt.with_for_update(of=model)
+    found = (await db.execute(stmt)).one_or_none()
+    if found is None:
+        raise not_found(resource)
+    return Scoped(row=found[0], role=found[1], user_id=user_id)

@@ -1,0 +1,129 @@
+"""Fixtures: real PostgreSQL (a fresh database per session, emptied between tests), SQLite for
+the tests marked `both_backends`, and apps built per test with their own settings."""
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.core.config import Settings
+from app.main import create_app
+from tests.support.api import World, check_error_shape
+from tests.support.databases import (
+    create_postgres_database,
+    create_sqlite_database,
+    drop_postgres_database,
+    empty_all_tables,
+)
+
+TEST_SECRET = "test-secret-key-not-for-production"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_backends: run on PostgreSQL and on SQLite")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        both = metafunc.definition.get_closest_marker("both_backends") is not None
+        metafunc.parametrize("backend", ["postgresql", "sqlite"] if both else ["postgresql"])
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    name, url = create_postgres_database()
+    yield url
+    drop_postgres_database(name)
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return create_sqlite_database(Path(tmp_path_factory.mktemp("sqlite")))
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest) -> str:
+    fixture = "postgres_url" if backend == "postgresql" else "sqlite_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
+@pytest.fixture
+def settings_factory(database_url: str) -> Callable[..., Settings]:
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "secret_key": TEST_SECRET,
+            "environment": "test",
+            "rate_limit_enabled": False,
+            **overrides,
+        }
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return build
+
+
+@pytest.fixture
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory()
+
+
+@pytest.fixture
+async def app_factory(
+    settings_factory: Callable[..., Settings],
+) -> AsyncIterator[Callable[..., FastAPI]]:
+    apps: list[FastAPI] = []
+
+    def build(**overrides: Any) -> FastAPI:
+        app = create_app(settings_factory(**overrides))
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        await app.state.engine.dispose()
+
+
+@pytest.fixture
+async def app(app_factory: Callable[..., FastAPI]) -> FastAPI:
+    built = app_factory()
+    await empty_all_tables(built.state.engine)
+    return built
+
+
+@pytest.fixture
+async def client_factory(app: FastAPI) -> AsyncIterator[Callable[..., httpx.AsyncClient]]:
+    clients: list[httpx.AsyncClient] = []
+
+    def build(target: FastAPI | None = None, **kwargs: Any) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=target or app, raise_app_exceptions=False)
+        client = httpx.AsyncClient(
+            transport=transport,
+            base_url="http://testserver",
+            event_hooks={"response": [_check_shape]},
+            **kwargs,
+        )
+        clients.append(client)
+        return client
+
+    yield build
+    for client in clients:
+        await client.aclose()
+
+
+async def _check_shape(response: httpx.Response) -> None:
+    await response.aread()
+    check_error_shape(response)
+
+
+@pytest.fixture
+def client(client_factory: Callable[..., httpx.AsyncClient]) -> httpx.AsyncClient:
+    return client_factory()
+
+
+@pytest.fixture
+def world(client_factory: Callable[..., httpx.AsyncClient]) -> World:
+    return World(client_factory)
