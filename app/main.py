@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.api.errors import install_error_handlers
+from app.api.openapi import install_openapi
 from app.api.operations import router as operations_router
 from app.api.v1.router import api_router
 from app.core.config import Settings
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limits = RateLimits(settings)
 
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(operations_router)
     app.include_router(api_router)
 

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db.migrations import current_revision, head_revision
@@ -15,15 +15,27 @@ class Status(BaseModel):
     status: str
     reason: str | None = None
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"status": "ok"},
+                {"status": "ready"},
+                {"status": "not_ready", "reason": "schema at 0001, latest migration is 0002"},
+            ]
+        }
+    )
 
-@router.get("/health", summary="Liveness: the process is up")
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
+
+@router.get("/health", summary="Liveness: the process is up", response_model_exclude_none=True)
+async def health() -> Status:
+    return Status(status="ok")
 
 
 @router.get(
     "/ready",
     summary="Readiness: the database answers and the schema is at the latest migration",
+    response_model=Status,
+    response_model_exclude_none=True,
     responses={503: {"model": Status}},
 )
 async def ready(request: Request) -> JSONResponse:
@@ -39,6 +51,13 @@ async def ready(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {"example": 'http_requests_total{method="GET",...} 42.0'}}}
+    },
+)
 async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
