@@ -1,5 +1,5 @@
 """Rate limits: 429 `rate_limited` with Retry-After, keyed by user when signed in, by address
-otherwise (X-Forwarded-For only from trusted proxies), in memory or in Redis, surviving Redis loss."""
+otherwise (X-Forwarded-For only from trusted proxies), in memory or Redis, surviving Redis loss."""
 
 import uuid
 
