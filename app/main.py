@@ -52,6 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=[
             {"name": "auth", "description": "Accounts and session cookies."},
             {"name": "organizations", "description": "Organizations, invite codes, members."},
+            {"name": "clusters", "description": "Pools of CPU/RAM/GPU capacity (admins)."},
+            {"name": "deployments", "description": "Deployments and their scheduling."},
+            {"name": "scheduling", "description": "Preemption strategies."},
             {"name": "operations", "description": "Health, readiness and metrics."},
         ],
     )

@@ -10,6 +10,8 @@ from app.core.config import Settings
 from app.core.errors import NotAuthenticated
 from app.core.security import CookieSigner
 from app.db.session import session_scope
+from app.models.cluster import Cluster
+from app.models.deployment import Deployment
 from app.models.organization import Organization, Role
 from app.models.user import User
 from app.services import auth as auth_service
@@ -95,3 +97,28 @@ def page_params(
 
 
 PageParams = Annotated[Page, Depends(page_params)]
+
+
+def cluster_access(role: Role) -> Callable[..., Coroutine[Any, Any, Scoped[Cluster]]]:
+    async def dependency(cluster_id: str, user: CurrentUser, db: DbSession) -> Scoped[Cluster]:
+        access = await load_scoped(db, Cluster, cluster_id, user.id, "cluster")
+        return access.require(role)
+
+    return dependency
+
+
+def deployment_access(role: Role) -> Callable[..., Coroutine[Any, Any, Scoped[Deployment]]]:
+    async def dependency(
+        deployment_id: str, user: CurrentUser, db: DbSession
+    ) -> Scoped[Deployment]:
+        access = await load_scoped(db, Deployment, deployment_id, user.id, "deployment")
+        return access.require(role)
+
+    return dependency
+
+
+ClusterForViewer = Annotated[Scoped[Cluster], Depends(cluster_access(Role.viewer))]
+ClusterForDeveloper = Annotated[Scoped[Cluster], Depends(cluster_access(Role.developer))]
+ClusterForAdmin = Annotated[Scoped[Cluster], Depends(cluster_access(Role.admin))]
+DeploymentForViewer = Annotated[Scoped[Deployment], Depends(deployment_access(Role.viewer))]
+DeploymentForDeveloper = Annotated[Scoped[Deployment], Depends(deployment_access(Role.developer))]

@@ -1,7 +1,27 @@
 """ORM models; importing this package registers every table on Base.metadata (Alembic reads it)."""
 
+from app.models.cluster import Cluster
+from app.models.deployment import (
+    Deployment,
+    DeploymentDependency,
+    DeploymentEvent,
+    DeploymentStatus,
+    PreemptionPolicy,
+)
 from app.models.organization import Membership, Organization, Role
 from app.models.session import UserSession
 from app.models.user import User
 
-__all__ = ["Membership", "Organization", "Role", "User", "UserSession"]
+__all__ = [
+    "Cluster",
+    "Deployment",
+    "DeploymentDependency",
+    "DeploymentEvent",
+    "DeploymentStatus",
+    "Membership",
+    "Organization",
+    "PreemptionPolicy",
+    "Role",
+    "User",
+    "UserSession",
+]

@@ -10,8 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Conflict, NotFound, not_found
 from app.core.security import new_invite_code
+from app.models.cluster import Cluster
 from app.models.organization import Membership, Organization, Role
 from app.models.user import User
+from app.services.deployments import count_active
+from app.services.locks import lock_clusters, lock_organization
 from app.services.pagination import Page, paginate
 from app.services.tenancy import Scoped, parse_id
 
@@ -49,6 +52,18 @@ async def list_for_user(
 
 
 async def delete(db: AsyncSession, access: OrgAccess) -> None:
+    """Only an organization with no pending or running deployment can go. Its clusters are locked
+    (in the usual order) so that no deployment is being created in one of them meanwhile."""
+    access.require(Role.admin)
+    await lock_organization(db, access.row.id)
+    cluster_ids = await db.scalars(
+        select(Cluster.id).where(Cluster.organization_id == access.row.id)
+    )
+    await lock_clusters(db, cluster_ids)
+    if await count_active(db, access.row.id):
+        raise Conflict(
+            "organization_in_use", "The organization still has pending or running deployments."
+        )
     await db.delete(access.row)
     await db.commit()
 

@@ -25,9 +25,14 @@ UNSCOPED = {
     ("GET", "/api/v1/organizations"),
     ("POST", "/api/v1/organizations"),
     ("POST", "/api/v1/organizations/join"),
+    ("GET", "/api/v1/scheduling/strategies"),
 }
 # The first org-owned id in a path decides which "not found" an outsider gets.
-SCOPED_PARAMETERS = {"org_id": "organization"}
+SCOPED_PARAMETERS = {
+    "org_id": "organization",
+    "cluster_id": "cluster",
+    "deployment_id": "deployment",
+}
 
 
 @dataclass
@@ -38,19 +43,29 @@ class Scene:
     viewer: User
     target: User
     outsider: User
+    cluster_id: str
+    deployment_id: str
 
     def by_role(self, role: str) -> User:
         return {"admin": self.admin, "developer": self.developer, "viewer": self.viewer}[role]
 
     def fill(self, path: str) -> str:
-        values = {"org_id": self.org.id, "user_id": self.target.id}
+        values = {
+            "org_id": self.org.id,
+            "user_id": self.target.id,
+            "cluster_id": self.cluster_id,
+            "deployment_id": self.deployment_id,
+        }
         return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
 
 async def build_scene(world: World) -> Scene:
     admin, developer, viewer, target, outsider = [await world.user() for _ in range(5)]
     org = await world.org(admin, developer=developer, viewer=viewer, developer2=target)
-    return Scene(org, admin, developer, viewer, target, outsider)
+    cluster = await world.cluster(org, cpu=8)
+    deployment = await world.deployment(developer, cluster, cpu=1)
+    assert deployment["status"] == "running"
+    return Scene(org, admin, developer, viewer, target, outsider, cluster, deployment["id"])
 
 
 def operations(app: FastAPI) -> list[tuple[str, str]]:
@@ -62,19 +77,42 @@ def body_for(method: str) -> dict[str, Any] | None:
     return {} if method in ("POST", "PATCH", "PUT") else None
 
 
-# Role table of the contract: (method, path, minimum role, body).
+def none() -> None:
+    return None
+
+
+def new_cluster() -> dict[str, Any]:
+    return {"name": "another", "resources": {"cpu": 1, "ram_gb": 1, "gpu": 0}}
+
+
+def new_deployment() -> dict[str, Any]:
+    return {"name": "d", "resources": {"cpu": 1, "ram_gb": 1, "gpu": 0}}
+
+
+ORG = "/api/v1/organizations/{org_id}"
+CLUSTER = "/api/v1/clusters/{cluster_id}"
+DEPLOYMENT = "/api/v1/deployments/{deployment_id}"
+# Role table of the contract: (method, path, minimum role, body). The scene's deployment is the
+# developer's own; "(idle)" rows first cancel it, since only idle clusters and orgs can be deleted.
 ROLE_TABLE: list[tuple[str, str, str, Callable[[], dict[str, Any] | None]]] = [
-    ("GET", "/api/v1/organizations/{org_id}", "viewer", lambda: None),
-    ("GET", "/api/v1/organizations/{org_id}/members", "viewer", lambda: None),
-    ("POST", "/api/v1/organizations/{org_id}/invite-code", "admin", lambda: None),
-    (
-        "PATCH",
-        "/api/v1/organizations/{org_id}/members/{user_id}",
-        "admin",
-        lambda: {"role": "viewer"},
-    ),
-    ("DELETE", "/api/v1/organizations/{org_id}/members/{user_id}", "admin", lambda: None),
-    ("DELETE", "/api/v1/organizations/{org_id}", "admin", lambda: None),
+    ("GET", ORG, "viewer", none),
+    ("GET", f"{ORG}/members", "viewer", none),
+    ("POST", f"{ORG}/invite-code", "admin", none),
+    ("PATCH", f"{ORG}/members/{{user_id}}", "admin", lambda: {"role": "viewer"}),
+    ("DELETE", f"{ORG}/members/{{user_id}}", "admin", none),
+    ("DELETE", ORG, "admin (idle)", none),
+    ("POST", f"{ORG}/clusters", "admin", new_cluster),
+    ("GET", f"{ORG}/clusters", "viewer", none),
+    ("GET", f"{ORG}/deployments", "viewer", none),
+    ("GET", CLUSTER, "viewer", none),
+    ("PATCH", CLUSTER, "admin", lambda: {"name": "renamed"}),
+    ("DELETE", CLUSTER, "admin (idle)", none),
+    ("POST", f"{CLUSTER}/deployments", "developer", new_deployment),
+    ("GET", f"{CLUSTER}/deployments", "viewer", none),
+    ("GET", DEPLOYMENT, "viewer", none),
+    ("GET", f"{DEPLOYMENT}/events", "viewer", none),
+    ("POST", f"{DEPLOYMENT}/complete", "developer", none),
+    ("POST", f"{DEPLOYMENT}/cancel", "developer", none),
 ]
 RANK = {"viewer": 0, "developer": 1, "admin": 2}
 
@@ -135,12 +173,25 @@ async def test_role_table(
     body: Callable[[], dict[str, Any] | None],
 ) -> None:
     scene = await build_scene(world)
+    if minimum.endswith("(idle)"):
+        await scene.admin.client.post(f"/api/v1/deployments/{scene.deployment_id}/cancel")
     actor = scene.by_role(role)
     response = await actor.client.request(method, scene.fill(path), json=body())
-    if RANK[role] >= RANK[minimum]:
+    if RANK[role] >= RANK[minimum.split()[0]]:
         assert 200 <= response.status_code < 300, response.text
     else:
         assert_error(response, 403, "forbidden")
+
+
+async def test_developers_act_only_on_their_own_deployments(world: World) -> None:
+    scene = await build_scene(world)
+    for action in ("complete", "cancel"):
+        response = await scene.target.client.post(
+            f"/api/v1/deployments/{scene.deployment_id}/{action}"
+        )
+        assert_error(response, 403, "forbidden")
+    done = await scene.admin.client.post(f"/api/v1/deployments/{scene.deployment_id}/complete")
+    assert done.status_code == 200
 
 
 async def test_a_member_may_remove_themself_whatever_the_role(world: World) -> None:

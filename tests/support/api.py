@@ -90,3 +90,39 @@ class World:
                 f"/api/v1/organizations/{org.id}/members/{member.id}", json={"role": role}
             )
             assert changed.status_code == 200, changed.text
+
+    async def cluster(
+        self, org: Org, cpu: float = 4, ram_gb: float = 16, gpu: int = 0, **extra: Any
+    ) -> str:
+        response = await org.admin.client.post(
+            f"/api/v1/organizations/{org.id}/clusters",
+            json={
+                "name": extra.pop("name", f"cluster-{next(_counter)}"),
+                "resources": {"cpu": cpu, "ram_gb": ram_gb, "gpu": gpu},
+                **extra,
+            },
+        )
+        assert response.status_code == 201, response.text
+        cluster_id: str = response.json()["id"]
+        return cluster_id
+
+    async def deployment(
+        self,
+        user: User,
+        cluster_id: str,
+        cpu: float = 1,
+        ram_gb: float = 0,
+        gpu: int = 0,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        response = await user.client.post(
+            f"/api/v1/clusters/{cluster_id}/deployments",
+            json={
+                "name": extra.pop("name", f"deployment-{next(_counter)}"),
+                "resources": {"cpu": cpu, "ram_gb": ram_gb, "gpu": gpu},
+                **extra,
+            },
+        )
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body

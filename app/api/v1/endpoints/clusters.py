@@ -1,0 +1,89 @@
+from fastapi import APIRouter, Response, status
+
+from app.api.deps import (
+    ClusterForAdmin,
+    ClusterForViewer,
+    DbSession,
+    OrgForAdmin,
+    OrgForViewer,
+    PageParams,
+)
+from app.models.cluster import Cluster
+from app.schemas.cluster import ClusterIn, ClusterOut, ClusterPatch
+from app.schemas.common import error_responses
+from app.schemas.resources import ResourcesOut
+from app.services import clusters as cluster_service
+
+router = APIRouter(tags=["clusters"])
+
+
+def cluster_out(cluster: Cluster) -> ClusterOut:
+    return ClusterOut(
+        id=cluster.id,
+        organization_id=cluster.organization_id,
+        name=cluster.name,
+        capacity=ResourcesOut.of(cluster.capacity),
+        allocated=ResourcesOut.of(cluster.allocated),
+        available=ResourcesOut.of(cluster.available),
+        preemption_strategy=cluster.preemption_strategy,
+        pending_count=cluster.pending_count,
+        running_count=cluster.running_count,
+        created_at=cluster.created_at,
+    )
+
+
+@router.post(
+    "/organizations/{org_id}/clusters",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a cluster (admin)",
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+async def create_cluster(body: ClusterIn, access: OrgForAdmin, db: DbSession) -> ClusterOut:
+    created = await cluster_service.create(
+        db, access, body.name, body.resources.to_domain(), body.preemption_strategy
+    )
+    return cluster_out(created.row)
+
+
+@router.get(
+    "/organizations/{org_id}/clusters",
+    summary="List an organization's clusters",
+    responses=error_responses(401, 404, 422),
+)
+async def list_clusters(
+    access: OrgForViewer, db: DbSession, page: PageParams, response: Response
+) -> list[ClusterOut]:
+    clusters, total = await cluster_service.list_for_org(db, access, page)
+    response.headers["X-Total-Count"] = str(total)
+    return [cluster_out(c) for c in clusters]
+
+
+@router.get("/clusters/{cluster_id}", summary="Get a cluster", responses=error_responses(401, 404))
+async def get_cluster(access: ClusterForViewer) -> ClusterOut:
+    return cluster_out(access.row)
+
+
+@router.patch(
+    "/clusters/{cluster_id}",
+    summary="Change a cluster's name, capacity or strategy (admin); re-runs scheduling",
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+async def update_cluster(body: ClusterPatch, access: ClusterForAdmin, db: DbSession) -> ClusterOut:
+    updated = await cluster_service.update(
+        db,
+        access,
+        body.name,
+        body.resources.to_domain() if body.resources else None,
+        body.preemption_strategy,
+    )
+    return cluster_out(updated.row)
+
+
+@router.delete(
+    "/clusters/{cluster_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete an idle cluster and its finished deployments (admin)",
+    responses=error_responses(401, 403, 404, 409),
+)
+async def delete_cluster(access: ClusterForAdmin, db: DbSession) -> None:
+    await cluster_service.delete(db, access)

@@ -1,0 +1,144 @@
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from app.api.deps import (
+    ClusterForDeveloper,
+    ClusterForViewer,
+    CurrentUser,
+    DbSession,
+    DeploymentForDeveloper,
+    DeploymentForViewer,
+    OrgForViewer,
+    PageParams,
+)
+from app.models.deployment import DeploymentStatus
+from app.schemas.common import error_responses
+from app.schemas.deployment import DeploymentIn, DeploymentOut, EventOut
+from app.schemas.resources import ResourcesOut
+from app.services import deployments as deployment_service
+from app.services.deployments import DeploymentView, NewDeployment
+
+router = APIRouter(tags=["deployments"])
+StatusFilter = Annotated[DeploymentStatus | None, Query(description="Only this status.")]
+
+
+def deployment_out(view: DeploymentView) -> DeploymentOut:
+    d = view.deployment
+    return DeploymentOut(
+        id=d.id,
+        organization_id=d.organization_id,
+        cluster_id=d.cluster_id,
+        name=d.name,
+        model=d.model,
+        resources=ResourcesOut.of(d.resources),
+        priority=d.priority,
+        preemption_policy=d.preemption_policy,
+        depends_on=view.depends_on,
+        status=d.status,
+        status_reason=view.status_reason,
+        queue_position=view.queue_position,
+        preemption_count=d.preemption_count,
+        created_by=d.created_by,
+        created_at=d.created_at,
+        started_at=d.started_at,
+        finished_at=d.finished_at,
+    )
+
+
+@router.post(
+    "/clusters/{cluster_id}/deployments",
+    status_code=status.HTTP_201_CREATED,
+    summary="Submit a deployment; it is scheduled before the response",
+    responses=error_responses(401, 403, 404, 422),
+)
+async def create_deployment(
+    body: DeploymentIn, access: ClusterForDeveloper, user: CurrentUser, db: DbSession
+) -> DeploymentOut:
+    new = NewDeployment(
+        name=body.name,
+        model=body.model,
+        resources=body.resources.to_domain(),
+        priority=body.priority,
+        preemption_policy=body.preemption_policy,
+        depends_on=body.depends_on,
+    )
+    return deployment_out(await deployment_service.create(db, access, user.id, new))
+
+
+@router.get(
+    "/clusters/{cluster_id}/deployments",
+    summary="List a cluster's deployments",
+    responses=error_responses(401, 404, 422),
+)
+async def list_cluster_deployments(
+    access: ClusterForViewer,
+    db: DbSession,
+    page: PageParams,
+    response: Response,
+    status: StatusFilter = None,
+) -> list[DeploymentOut]:
+    views, total = await deployment_service.list_for_cluster(db, access, status, page)
+    response.headers["X-Total-Count"] = str(total)
+    return [deployment_out(v) for v in views]
+
+
+@router.get(
+    "/organizations/{org_id}/deployments",
+    summary="List an organization's deployments",
+    responses=error_responses(401, 404, 422),
+)
+async def list_org_deployments(
+    access: OrgForViewer,
+    db: DbSession,
+    page: PageParams,
+    response: Response,
+    status: StatusFilter = None,
+    cluster_id: Annotated[uuid.UUID | None, Query(description="Only this cluster.")] = None,
+) -> list[DeploymentOut]:
+    views, total = await deployment_service.list_for_org(
+        db, access.row.id, status, cluster_id, page
+    )
+    response.headers["X-Total-Count"] = str(total)
+    return [deployment_out(v) for v in views]
+
+
+@router.get(
+    "/deployments/{deployment_id}",
+    summary="Get a deployment",
+    responses=error_responses(401, 404),
+)
+async def get_deployment(access: DeploymentForViewer, db: DbSession) -> DeploymentOut:
+    return deployment_out((await deployment_service.views(db, [access.row]))[0])
+
+
+@router.get(
+    "/deployments/{deployment_id}/events",
+    summary="A deployment's history, oldest first",
+    responses=error_responses(401, 404, 422),
+)
+async def list_events(
+    access: DeploymentForViewer, db: DbSession, page: PageParams, response: Response
+) -> list[EventOut]:
+    events, total = await deployment_service.events(db, access, page)
+    response.headers["X-Total-Count"] = str(total)
+    return [EventOut(at=e.at, type=e.type, detail=e.detail) for e in events]
+
+
+@router.post(
+    "/deployments/{deployment_id}/complete",
+    summary="Mark a running deployment completed; frees its resources",
+    responses=error_responses(401, 403, 404, 409),
+)
+async def complete_deployment(access: DeploymentForDeveloper, db: DbSession) -> DeploymentOut:
+    return deployment_out(await deployment_service.complete(db, access))
+
+
+@router.post(
+    "/deployments/{deployment_id}/cancel",
+    summary="Cancel a pending or running deployment; its dependents fail",
+    responses=error_responses(401, 403, 404, 409),
+)
+async def cancel_deployment(access: DeploymentForDeveloper, db: DbSession) -> DeploymentOut:
+    return deployment_out(await deployment_service.cancel(db, access))

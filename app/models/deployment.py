@@ -1,0 +1,130 @@
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, CreatedAt, UUIDPrimaryKey, utcnow
+from app.scheduling.resources import Resources
+
+
+class DeploymentStatus(enum.StrEnum):
+    pending = "pending"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def is_active(self) -> bool:
+        return self in (DeploymentStatus.pending, DeploymentStatus.running)
+
+
+class PreemptionPolicy(enum.StrEnum):
+    preempt_lower_priority = "preempt_lower_priority"
+    never = "never"
+
+
+class Deployment(UUIDPrimaryKey, CreatedAt, Base):
+    __tablename__ = "deployments"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    cluster_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(String(64))
+    cpu_millis: Mapped[int] = mapped_column(BigInteger)
+    ram_millis: Mapped[int] = mapped_column(BigInteger)
+    gpu: Mapped[int] = mapped_column(Integer)
+    priority: Mapped[int] = mapped_column(Integer)
+    preemption_policy: Mapped[PreemptionPolicy] = mapped_column(
+        Enum(PreemptionPolicy, native_enum=False, create_constraint=True, length=32)
+    )
+    status: Mapped[DeploymentStatus] = mapped_column(
+        Enum(DeploymentStatus, native_enum=False, create_constraint=True, length=16)
+    )
+    status_reason: Mapped[str | None] = mapped_column(String(32))
+    # Dependencies not yet completed: the scheduler only sees pending rows where this is 0,
+    # which keeps "dependencies met" an indexable condition.
+    unmet_dependencies: Mapped[int] = mapped_column(Integer, default=0)
+    preemption_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        CheckConstraint("priority >= 0 AND priority <= 1000", name="priority"),
+        CheckConstraint("cpu_millis >= 0 AND ram_millis >= 0 AND gpu >= 0", name="resources"),
+        CheckConstraint("unmet_dependencies >= 0", name="unmet_dependencies"),
+        # The queue, in scheduling order: only pending deployments whose dependencies are met.
+        Index(
+            "ix_deployments_queue",
+            "cluster_id",
+            text("priority DESC"),
+            "created_at",
+            "id",
+            postgresql_where=text("status = 'pending' AND unmet_dependencies = 0"),
+            sqlite_where=text("status = 'pending' AND unmet_dependencies = 0"),
+        ),
+        # Running deployments of a cluster by priority: preemption candidates are a prefix.
+        Index(
+            "ix_deployments_running",
+            "cluster_id",
+            "priority",
+            postgresql_where=text("status = 'running'"),
+            sqlite_where=text("status = 'running'"),
+        ),
+        Index("ix_deployments_cluster_listing", "cluster_id", "created_at", "id"),
+        Index("ix_deployments_org_listing", "organization_id", "created_at", "id"),
+    )
+
+    @property
+    def resources(self) -> Resources:
+        return Resources(self.cpu_millis, self.ram_millis, self.gpu)
+
+    @property
+    def may_preempt(self) -> bool:
+        return self.preemption_policy == PreemptionPolicy.preempt_lower_priority
+
+
+class DeploymentDependency(Base):
+    """`deployment_id` depends on `depends_on_id`. Fixed at creation, so the graph has no cycles."""
+
+    __tablename__ = "deployment_dependencies"
+
+    deployment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    depends_on_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class DeploymentEvent(Base):
+    """The history of a deployment. The integer key keeps insertion order for equal `at`."""
+
+    __tablename__ = "deployment_events"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    deployment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    type: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

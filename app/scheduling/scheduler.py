@@ -1,0 +1,238 @@
+"""One scheduling pass over one cluster: a pure function of its inputs.
+
+Semantics: repeatedly, the first pending deployment in scheduling order (-priority, created_at, id)
+that can act does: it starts if it fits in `available`; otherwise, if it may preempt, the strategy
+may name victims, which go back to the queue at their original place, and it starts. A deployment
+that can do neither is skipped and blocks nobody (backfill). The pass ends at a fixpoint: nothing
+pending fits and no pending preemptor can get victims.
+
+Implementation: one sorted array of queue positions (pending deployments plus the running ones,
+which come back to their position if evicted) and a cursor that walks it once. Two facts keep this
+a single walk instead of a loop to a fixpoint:
+* A start never makes anyone actionable: it only lowers `available`, and it never raises
+  `capacity - (running at priority >= p)`, the most a preemptor of priority p could free.
+* After an eviction by the deployment at the cursor, positions behind the cursor (which all rank
+  at or above it) can only have become able to fit, not to preempt; victims rank below the cursor
+  and are met by the walk. So after each eviction, `FitIndex` starts whatever now fits behind it.
+
+Termination: each action adds one deployment to the running set and removes only deployments of
+strictly lower priority, so the running priorities, sorted in decreasing order, grow
+lexicographically with every action; over a finite set of deployments that cannot go on forever.
+It also follows that preemptors act in non-increasing priority order, so a deployment started in a
+pass is never evicted later in the same pass.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Sequence, Set
+from datetime import datetime
+from uuid import UUID
+
+from app.scheduling.entities import (
+    Decision,
+    Eviction,
+    OrderKey,
+    PendingDeployment,
+    RunningDeployment,
+    requeued,
+)
+from app.scheduling.fitindex import FitIndex
+from app.scheduling.relevance import RelevanceFilter, relevance_filter
+from app.scheduling.resources import Resources
+from app.scheduling.running import RunningSet
+from app.scheduling.strategies import Strategy
+
+# fetch(filter, ids already handed to the pass) -> the first `filter.limit` matching pending
+# deployments that are not in that set, in scheduling order.
+Fetch = Callable[[RelevanceFilter, Set[UUID]], list[PendingDeployment]]
+
+_PENDING, _RUNNING, _GONE = 0, 1, 2
+
+
+class SchedulingPass:
+    """The state of one pass. `schedule` and `schedule_incremental` are the ways to run it."""
+
+    def __init__(
+        self,
+        capacity: Resources,
+        running: Sequence[RunningDeployment],
+        strategy: Strategy,
+        now: datetime,
+        *,
+        fetch: Fetch | None = None,
+        page_size: int = 100,
+        max_bands: int = 8,
+    ) -> None:
+        self.capacity = capacity
+        self.strategy = strategy
+        self.now = now
+        self.running = RunningSet(running)
+        if not self.running.total.fits_in(capacity):
+            raise ValueError("running deployments exceed the cluster's capacity")
+        self.available = capacity - self.running.total
+        self.decision = Decision()
+        self.fetch_calls = 0
+        self._fetch = fetch
+        self._page_size = page_size
+        self._max_bands = max_bands
+        self._keys: list[OrderKey] = []
+        self._items: list[PendingDeployment] = []
+        self._state = bytearray()
+        self._position: dict[UUID, int] = {}
+        self._fetched: set[UUID] = set()
+        self._cursor = -1  # the last position the walk acted on or skipped
+        self._horizon: OrderKey | None = None  # the walk must not pass it before fetching more
+        self._rescan = False  # an eviction happened: look behind the cursor for what now fits
+        self._fits: FitIndex | None = None  # built on the first rescan, kept in step after
+        self._insert([(requeued(r), _RUNNING) for r in running])
+
+    def add(self, pending: Iterable[PendingDeployment]) -> None:
+        """Hand pending deployments to the pass; those larger than the cluster fail at once."""
+        fresh: list[tuple[PendingDeployment, int]] = []
+        for item in pending:
+            if item.id in self._position:
+                raise ValueError(f"deployment {item.id} given to the pass twice")
+            self._fetched.add(item.id)
+            if item.resources.fits_in(self.capacity):
+                fresh.append((item, _PENDING))
+            else:
+                self.decision.failed.append(item.id)
+                self._position[item.id] = -1
+        self._insert(fresh)
+
+    def run(self) -> Decision:
+        """Walk to the fixpoint (fetching more first, when driven incrementally)."""
+        while True:
+            if self._rescan:
+                hi = self._cursor + 1
+                if self._horizon is not None:
+                    hi = min(hi, bisect_right(self._keys, self._horizon))
+                found = self._fit_index().first_fit(self.available, hi)
+                if found is not None:
+                    self._start(found)
+                    continue
+                if hi < self._cursor + 1:
+                    self.refill()  # what fits may lie past the last fetched page
+                    continue
+                self._rescan = False
+            position = self._next_pending()
+            if position is None or (
+                self._horizon is not None and self._keys[position] > self._horizon
+            ):
+                if self._horizon is None:
+                    return self.decision
+                self.refill()
+                continue
+            self._cursor = position
+            if self._visit(position) and self._fetch is not None:
+                # Evictions may have made unfetched deployments actionable: fetch before acting.
+                self.refill()
+
+    def refill(self) -> None:
+        """Fetch what could now act (the relevance filter on the current state)."""
+        if self._fetch is None:
+            raise RuntimeError("refill needs a fetch function")
+        flt = relevance_filter(
+            self.capacity,
+            self.running,
+            preemption=self.strategy.evicts,
+            limit=self._page_size,
+            max_bands=self._max_bands,
+        )
+        self.fetch_calls += 1
+        page = self._fetch(flt, self._fetched)
+        self._horizon = page[-1].order_key if len(page) >= self._page_size else None
+        self.add(page)
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def _visit(self, position: int) -> bool:
+        """Act on the deployment at the cursor; True when it evicted someone."""
+        item = self._items[position]
+        if item.resources.fits_in(self.available):
+            self._start(position)
+            return False
+        if not (item.may_preempt and self.strategy.evicts):
+            return False
+        victims = self.strategy.select_victims(item, self.running, self.available)
+        if not victims:
+            return False
+        for victim in victims:
+            if victim.priority >= item.priority:
+                raise ValueError(f"strategy {self.strategy.name!r} chose a victim of equal rank")
+            self.running.remove(victim.id)
+            self.available = self.available + victim.resources
+            self._set_state(self._position[victim.id], _PENDING)
+            self.decision.evicted.append(Eviction(victim.id, item.id))
+        if not item.resources.fits_in(self.available):
+            raise ValueError(f"strategy {self.strategy.name!r} chose too few victims")
+        self._start(position)
+        self._rescan = True
+        return True
+
+    def _start(self, position: int) -> None:
+        item = self._items[position]
+        self.running.add(item.started(self.now))
+        self.available = self.available - item.resources
+        self._set_state(position, _RUNNING)
+        self.decision.started.append(item.id)
+
+    # -- queue bookkeeping ---------------------------------------------------------------------
+
+    def _next_pending(self) -> int | None:
+        state, position, end = self._state, self._cursor + 1, len(self._state)
+        while position < end and state[position] != _PENDING:
+            position += 1
+        return position if position < end else None
+
+    def _set_state(self, position: int, state: int) -> None:
+        self._state[position] = state
+        if self._fits is not None:
+            resources = self._items[position].resources if state == _PENDING else None
+            self._fits.set(position, resources)
+
+    def _fit_index(self) -> FitIndex:
+        if self._fits is None:
+            self._fits = FitIndex(
+                [
+                    item.resources if state == _PENDING else None
+                    for item, state in zip(self._items, self._state, strict=True)
+                ]
+            )
+        return self._fits
+
+    def _insert(self, entries: list[tuple[PendingDeployment, int]]) -> None:
+        """Merge entries into the sorted queue; the cursor keeps pointing at the same deployment.
+
+        New entries behind the cursor count as skipped: the driver only fetches mid-pass after an
+        eviction (then the rescan looks at them) or when the walk reached the last fetched page,
+        when nothing behind the cursor can act (a start never makes anyone actionable).
+        """
+        if not entries:
+            return
+        cursor_key = self._keys[self._cursor] if self._cursor >= 0 else None
+        merged = sorted(
+            [(k, i, s) for k, i, s in zip(self._keys, self._items, self._state, strict=True)]
+            + [(item.order_key, item, state) for item, state in entries]
+        )
+        self._keys = [key for key, _, _ in merged]
+        self._items = [item for _, item, _ in merged]
+        self._state = bytearray(state for _, _, state in merged)
+        self._position.update((item.id, i) for i, item in enumerate(self._items))
+        if cursor_key is not None:
+            self._cursor = bisect_left(self._keys, cursor_key)
+        self._fits = None  # positions moved; rebuilt on the next rescan
+
+
+def schedule(
+    capacity: Resources,
+    running: Sequence[RunningDeployment],
+    pending: Iterable[PendingDeployment],
+    strategy: Strategy,
+    now: datetime,
+) -> Decision:
+    """A full pass over the given pending deployments (dependencies already met)."""
+    scheduling_pass = SchedulingPass(capacity, running, strategy, now)
+    scheduling_pass.add(pending)
+    return scheduling_pass.run()

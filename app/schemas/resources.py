@@ -1,0 +1,44 @@
+"""The resources object at the edge: JSON numbers in, exact integers inside, numbers out.
+
+cpu and ram_gb are parsed as decimals with at most three places and stored as thousandths, so
+`0.1 + 0.2` cores is exactly 0.3; no float ever reaches the database."""
+
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from app.scheduling.resources import Resources
+
+Cores = Annotated[Decimal, Field(ge=0, le=100_000, decimal_places=3, allow_inf_nan=False)]
+GiB = Annotated[Decimal, Field(ge=0, le=1_000_000, decimal_places=3, allow_inf_nan=False)]
+Gpus = Annotated[int, Field(ge=0, le=1024, strict=True)]
+
+EXAMPLE: dict[str, JsonValue] = {"cpu": 2.5, "ram_gb": 8, "gpu": 1}
+
+
+class ResourcesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE]})
+
+    cpu: Cores
+    ram_gb: GiB
+    gpu: Gpus
+
+    def to_domain(self) -> Resources:
+        return Resources(int(self.cpu * 1000), int(self.ram_gb * 1000), self.gpu)
+
+
+class ResourcesOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE]})
+
+    cpu: float
+    ram_gb: float
+    gpu: int
+
+    @classmethod
+    def of(cls, resources: Resources) -> "ResourcesOut":
+        return cls(
+            cpu=resources.cpu_millis / 1000,
+            ram_gb=resources.ram_millis / 1000,
+            gpu=resources.gpu,
+        )
