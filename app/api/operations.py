@@ -6,7 +6,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.core.metrics import DEPLOYMENTS
 from app.db.migrations import current_revision, head_revision
+from app.models.deployment import DeploymentStatus
+from app.services.deployments import count_deployments_by_status
 
 router = APIRouter(tags=["operations"])
 
@@ -59,5 +62,18 @@ async def ready(request: Request) -> JSONResponse:
         200: {"content": {"text/plain": {"example": 'http_requests_total{method="GET",...} 42.0'}}}
     },
 )
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
+    await _refresh_deployment_gauge(request)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _refresh_deployment_gauge(request: Request) -> None:
+    """Deployment counts live in the database, shared by every process: read them at scrape time
+    so each process reports the same truth, not what it happened to change itself."""
+    try:
+        async with request.app.state.sessionmaker() as db:
+            counts = await count_deployments_by_status(db)
+    except (SQLAlchemyError, OSError):
+        return  # the scrape still answers; the gauge keeps its last values
+    for status in DeploymentStatus:
+        DEPLOYMENTS.labels(status.value).set(counts.get(status, 0))

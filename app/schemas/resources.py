@@ -4,14 +4,30 @@ cpu and ram_gb are parsed as decimals with at most three places and stored as th
 `0.1 + 0.2` cores is exactly 0.3; no float ever reaches the database."""
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 
 from app.scheduling.resources import Resources
 
-Cores = Annotated[Decimal, Field(ge=0, le=100_000, decimal_places=3, allow_inf_nan=False)]
-GiB = Annotated[Decimal, Field(ge=0, le=1_000_000, decimal_places=3, allow_inf_nan=False)]
+
+def _json_number(value: Any) -> Any:
+    """Quantities are JSON numbers: "2" (a string) or true are mistakes, not two cores."""
+    if isinstance(value, str | bool):
+        raise ValueError("must be a number")
+    return value
+
+
+Cores = Annotated[
+    Decimal,
+    BeforeValidator(_json_number),
+    Field(ge=0, le=100_000, decimal_places=3, allow_inf_nan=False),
+]
+GiB = Annotated[
+    Decimal,
+    BeforeValidator(_json_number),
+    Field(ge=0, le=1_000_000, decimal_places=3, allow_inf_nan=False),
+]
 Gpus = Annotated[int, Field(ge=0, le=1024, strict=True)]
 
 EXAMPLE: dict[str, JsonValue] = {"cpu": 2.5, "ram_gb": 8, "gpu": 1}

@@ -2,9 +2,9 @@
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import bindparam, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,8 +23,44 @@ from app.models.user import User
 
 @dataclass(frozen=True, slots=True)
 class OrganizationRole:
-    organization: Organization
+    id: uuid.UUID
+    name: str
     role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The signed-in user, with their memberships: what every authenticated request needs,
+    loaded in one round trip."""
+
+    id: uuid.UUID
+    username: str
+    email: str
+    created_at: datetime
+    organizations: tuple[OrganizationRole, ...]
+
+
+# Built once: the hottest statement of the service (every authenticated request runs it).
+_PRINCIPAL = (
+    select(
+        User.id,
+        User.username,
+        User.email,
+        User.created_at,
+        Organization.id.label("organization_id"),
+        Organization.name,
+        Membership.role,
+    )
+    .select_from(UserSession)
+    .join(User, User.id == UserSession.user_id)
+    .outerjoin(Membership, Membership.user_id == User.id)
+    .outerjoin(Organization, Organization.id == Membership.organization_id)
+    .where(
+        UserSession.token_hash == bindparam("token_hash"),
+        UserSession.expires_at > bindparam("now"),
+    )
+    .order_by(Organization.created_at, Organization.id)
+)
 
 
 async def _raise_if_taken(db: AsyncSession, username: str, email: str) -> None:
@@ -80,28 +116,27 @@ async def login(
     return user, token
 
 
-async def user_for_session(db: AsyncSession, token: str) -> User | None:
+async def principal_for_session(db: AsyncSession, token: str) -> Principal | None:
     """The user behind a live session, or None if the session is unknown, revoked or expired."""
-    return await db.scalar(
-        select(User)
-        .join(UserSession, UserSession.user_id == User.id)
-        .where(
-            UserSession.token_hash == hash_session_token(token),
-            UserSession.expires_at > utcnow(),
-        )
+    rows = (
+        await db.execute(_PRINCIPAL, {"token_hash": hash_session_token(token), "now": utcnow()})
+    ).all()
+    if not rows:
+        return None
+    first = rows[0]
+    return Principal(
+        id=first.id,
+        username=first.username,
+        email=first.email,
+        created_at=first.created_at,
+        organizations=tuple(
+            OrganizationRole(row.organization_id, row.name, row.role)
+            for row in rows
+            if row.organization_id is not None
+        ),
     )
 
 
 async def logout(db: AsyncSession, token: str) -> None:
     await db.execute(delete(UserSession).where(UserSession.token_hash == hash_session_token(token)))
     await db.commit()
-
-
-async def organizations_of(db: AsyncSession, user_id: uuid.UUID) -> list[OrganizationRole]:
-    rows = await db.execute(
-        select(Organization, Membership.role)
-        .join(Membership, Membership.organization_id == Organization.id)
-        .where(Membership.user_id == user_id)
-        .order_by(Organization.created_at, Organization.id)
-    )
-    return [OrganizationRole(org, role) for org, role in rows]

@@ -363,3 +363,8 @@ async def count_active(db: AsyncSession, org_id: uuid.UUID) -> int:
         )
         or 0
     )
+
+
+async def count_deployments_by_status(db: AsyncSession) -> dict[DeploymentStatus, int]:
+    rows = await db.execute(select(Deployment.status, func.count()).group_by(Deployment.status))
+    return {row[0]: row[1] for row in rows}

@@ -1,0 +1,190 @@
+"""Races between real processes: two uvicorn workers serve, four client processes fire creates,
+completions and cancellations (some with dependencies across two clusters) at small clusters.
+Afterwards every cluster's books must balance and no request may have failed with a 5xx."""
+
+import asyncio
+import multiprocessing
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from tests.support.api import World
+
+CLIENT_PROCESSES = 4
+REQUESTS_PER_PROCESS = 110
+CONCURRENCY_PER_PROCESS = 12
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def _fire(base_url: str, cookie: str, clusters: list[str], seed: int) -> list[int]:
+    rng = random.Random(seed)
+    mine: list[str] = []
+    statuses: list[int] = []
+    semaphore = asyncio.Semaphore(CONCURRENCY_PER_PROCESS)
+    async with httpx.AsyncClient(
+        base_url=base_url, cookies={"session": cookie}, timeout=60
+    ) as client:
+
+        async def one(i: int) -> None:
+            async with semaphore:
+                roll = rng.random()
+                if roll < 0.6 or not mine:
+                    body: dict[str, Any] = {
+                        "name": f"p{seed}-{i}",
+                        "resources": {
+                            "cpu": rng.choice([0.5, 1, 1.5, 2]),
+                            "ram_gb": rng.choice([0, 1, 2]),
+                            "gpu": rng.choice([0, 0, 1]),
+                        },
+                        "priority": rng.randint(0, 5),
+                        "preemption_policy": rng.choice(["preempt_lower_priority", "never"]),
+                    }
+                    if mine and rng.random() < 0.3:
+                        body["depends_on"] = rng.sample(mine, k=min(2, len(mine)))
+                    response = await client.post(
+                        f"/api/v1/clusters/{rng.choice(clusters)}/deployments", json=body
+                    )
+                    if response.status_code == 201:
+                        mine.append(response.json()["id"])
+                else:
+                    action = "complete" if roll < 0.85 else "cancel"
+                    target = rng.choice(mine)
+                    response = await client.post(f"/api/v1/deployments/{target}/{action}")
+                statuses.append(response.status_code)
+
+        await asyncio.gather(*(one(i) for i in range(REQUESTS_PER_PROCESS)))
+    return statuses
+
+
+def _client_process(base_url: str, cookie: str, clusters: list[str], seed: int) -> list[int]:
+    return asyncio.run(_fire(base_url, cookie, clusters, seed))
+
+
+def _wait_until_up(base_url: str, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "the server exited early"
+        try:
+            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError("the server did not come up")
+
+
+def _check_books(postgres_url: str) -> None:
+    with psycopg.connect(postgres_url) as conn:
+        rows = conn.execute(
+            """
+            SELECT c.id, c.capacity_cpu_millis, c.capacity_ram_millis, c.capacity_gpu,
+                   c.allocated_cpu_millis, c.allocated_ram_millis, c.allocated_gpu,
+                   c.running_count, c.pending_count,
+                   COALESCE(SUM(d.cpu_millis) FILTER (WHERE d.status = 'running'), 0),
+                   COALESCE(SUM(d.ram_millis) FILTER (WHERE d.status = 'running'), 0),
+                   COALESCE(SUM(d.gpu) FILTER (WHERE d.status = 'running'), 0),
+                   COUNT(d.id) FILTER (WHERE d.status = 'running'),
+                   COUNT(d.id) FILTER (WHERE d.status = 'pending')
+            FROM clusters c LEFT JOIN deployments d ON d.cluster_id = c.id
+            GROUP BY c.id
+            """
+        ).fetchall()
+        for row in rows:
+            capacity, allocated, running_sum = row[1:4], row[4:7], row[9:12]
+            assert allocated == running_sum, row
+            assert all(a <= c for a, c in zip(allocated, capacity, strict=True)), row
+            assert (row[7], row[8]) == (row[12], row[13]), row
+        stranded = conn.execute(
+            """
+            SELECT d.id FROM deployments d
+            JOIN deployment_dependencies e ON e.deployment_id = d.id
+            JOIN deployments dep ON dep.id = e.depends_on_id
+            WHERE d.status = 'pending' AND dep.status IN ('failed', 'cancelled')
+            """
+        ).fetchall()
+        assert stranded == [], "a pending deployment waits on a failed dependency"
+        miscounted = conn.execute(
+            """
+            SELECT d.id FROM deployments d
+            WHERE d.status = 'pending' AND d.unmet_dependencies <> (
+                SELECT COUNT(*) FROM deployment_dependencies e
+                JOIN deployments dep ON dep.id = e.depends_on_id
+                WHERE e.deployment_id = d.id AND dep.status <> 'completed')
+            """
+        ).fetchall()
+        assert miscounted == [], "unmet dependency counts drifted"
+
+
+def _run_load(
+    postgres_url: str, cookie: str, clusters: list[str], log_path: Path
+) -> tuple[list[list[int]], str]:
+    """Serve with two uvicorn workers; fire from four client processes; return their statuses."""
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": postgres_url,
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "RATE_LIMIT_ENABLED": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "app.main:app",
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_until_up(base_url, server)
+            context = multiprocessing.get_context("spawn")
+            with context.Pool(CLIENT_PROCESSES) as pool:
+                results = pool.starmap(
+                    _client_process,
+                    [(base_url, cookie, clusters, seed) for seed in range(CLIENT_PROCESSES)],
+                )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    return results, log_path.read_text()
+
+
+async def test_concurrent_requests_from_many_processes_keep_the_books(
+    world: World, postgres_url: str, tmp_path: Path
+) -> None:
+    admin = await world.user()
+    org = await world.org(admin)
+    clusters = [await world.cluster(org, cpu=4, ram_gb=4, gpu=1) for _ in range(2)]
+    # Admin acts on everyone's deployments: every request is allowed, so only races can fail it.
+    cookie = admin.client.cookies["session"]
+
+    results, server_log = _run_load(postgres_url, cookie, clusters, tmp_path / "server.log")
+    statuses = [status for result in results for status in result]
+    assert len(statuses) == CLIENT_PROCESSES * REQUESTS_PER_PROCESS >= 400
+    assert [s for s in statuses if s >= 500] == []
+    assert {201, 200} <= set(statuses)
+    assert "deadlock" not in server_log.lower()
+    assert "Traceback" not in server_log
+    _check_books(postgres_url.replace("+psycopg", ""))
