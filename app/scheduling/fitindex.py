@@ -51,15 +51,22 @@ class FitIndex:
             else (resources.cpu_millis, resources.ram_millis, resources.gpu)
         )
         index = position
+        leaves = self._levels[0]
         for dim in range(3):
-            self._levels[0][dim][index] = values[dim]
+            leaves[dim][index] = values[dim]
         for depth in range(1, len(self._levels)):
             child, parent = self._levels[depth - 1], self._levels[depth]
             left = index & ~1
             index >>= 1
+            changed = False
             for dim in range(3):
                 a, b = child[dim][left], child[dim][left + 1]
-                parent[dim][index] = a if a < b else b
+                low = a if a < b else b
+                if parent[dim][index] != low:
+                    parent[dim][index] = low
+                    changed = True
+            if not changed:
+                break  # the minima above are unchanged too
 
     def first_fit(self, available: Resources, hi: int) -> int | None:
         """The smallest position < `hi` whose resources fit in `available`, if any."""

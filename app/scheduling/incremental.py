@@ -12,7 +12,8 @@ The pass fetches again after each eviction, before acting further, and when its 
 end of the last page. Between fetches it only starts deployments, and a start never makes anyone
 actionable, so every deployment that could act ahead of the walk has been fetched: the decision is
 exactly the one a full `schedule` over the whole backlog would take (the property tests check it).
-Typical fetch count: 0 (a newcomer that fits), 1 (room appeared), 2 (a preemption).
+Fetch calls: none for a newcomer that starts or waits; one up front when room appeared; one more
+per preemption and per page filled to its limit. Typically 0 to 2.
 """
 
 from __future__ import annotations

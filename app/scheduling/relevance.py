@@ -99,7 +99,7 @@ def relevance_filter(
             below = below + level_total
             upper = levels[i + 1][0] if i + 1 < len(levels) else None
             # Priorities in (level, next level] can evict everything at `level` and below.
-            bands.append(Band(level + 1, upper, available + below - level_total))
+            bands.append(Band(level + 1, upper, available + below))
     return RelevanceFilter(available, capacity, _merge(bands, max_bands), limit)
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from itertools import islice
+from operator import itemgetter
 from uuid import UUID
 
 from app.scheduling.entities import RunningDeployment
@@ -73,11 +75,14 @@ class RunningSet:
             index -= index & -index
         return Resources(cpu, ram, gpu)
 
-    def lower_in_reprieve_order(self, priority: int) -> list[RunningDeployment]:
-        """Running deployments with priority < `priority`: highest first, earliest started first."""
+    def lower_in_reprieve_order(self, priority: int) -> Iterator[RunningDeployment]:
+        """Running deployments with priority < `priority`: highest first, earliest started first.
+
+        Lazy (no copy of the candidates): consume it before changing the set.
+        """
         # -p < -priority + 1 <=> p > priority - 1 <=> p >= priority: those come before the cut.
         start = bisect_left(self._order, (-priority + 1,))
-        return [slot[3] for slot in self._order[start:]]
+        return map(_deployment, islice(self._order, start, None))
 
     def priority_totals(self) -> list[tuple[int, Resources]]:
         """(priority, total resources) for each priority held by a running deployment, ascending."""
@@ -147,6 +152,9 @@ class RunningSet:
                 for dim in range(3):
                     trees[dim][parent] += trees[dim][position]
         self._tree = trees
+
+
+_deployment = itemgetter(3)
 
 
 def _slot(run: RunningDeployment) -> _Slot:

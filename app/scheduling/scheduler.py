@@ -32,7 +32,6 @@ from uuid import UUID
 from app.scheduling.entities import (
     Decision,
     Eviction,
-    OrderKey,
     PendingDeployment,
     RunningDeployment,
     requeued,
@@ -47,7 +46,15 @@ from app.scheduling.strategies import Strategy
 # deployments that are not in that set, in scheduling order.
 Fetch = Callable[[RelevanceFilter, Set[UUID]], list[PendingDeployment]]
 
-_PENDING, _RUNNING, _GONE = 0, 1, 2
+_PENDING, _RUNNING = 0, 1
+
+# The scheduling order (-priority, created_at, id) with the id as its int: same order, but the
+# tuples hold only atoms (cheaper to compare, and the garbage collector stops tracking them).
+_Key = tuple[int, datetime, int]
+
+
+def _key(item: PendingDeployment) -> _Key:
+    return (-item.priority, item.created_at, item.id.int)
 
 
 class SchedulingPass:
@@ -76,30 +83,40 @@ class SchedulingPass:
         self._fetch = fetch
         self._page_size = page_size
         self._max_bands = max_bands
-        self._keys: list[OrderKey] = []
+        self._keys: list[_Key] = []
         self._items: list[PendingDeployment] = []
         self._state = bytearray()
-        self._position: dict[UUID, int] = {}
+        self._position: dict[int, int] = {}  # UUID.int -> index; -1: failed
         self._fetched: set[UUID] = set()
         self._cursor = -1  # the last position the walk acted on or skipped
-        self._horizon: OrderKey | None = None  # the walk must not pass it before fetching more
+        self._horizon: _Key | None = None  # the walk must not pass it before fetching more
         self._rescan = False  # an eviction happened: look behind the cursor for what now fits
         self._fits: FitIndex | None = None  # built on the first rescan, kept in step after
-        self._insert([(requeued(r), _RUNNING) for r in running])
+        self._insert([requeued(r) for r in running], _RUNNING)
 
     def add(self, pending: Iterable[PendingDeployment]) -> None:
         """Hand pending deployments to the pass; those larger than the cluster fail at once."""
-        fresh: list[tuple[PendingDeployment, int]] = []
+        position, failed = self._position, self.decision.failed
+        cap = self.capacity
+        track = self._fetch is not None
+        fresh: list[PendingDeployment] = []
         for item in pending:
-            if item.id in self._position:
+            key = item.id.int  # int keys: UUID hashing is Python code, int hashing is not
+            if key in position:
                 raise ValueError(f"deployment {item.id} given to the pass twice")
-            self._fetched.add(item.id)
-            if item.resources.fits_in(self.capacity):
-                fresh.append((item, _PENDING))
+            position[key] = -1
+            if track:
+                self._fetched.add(item.id)
+            res = item.resources
+            if (
+                res.cpu_millis <= cap.cpu_millis
+                and res.ram_millis <= cap.ram_millis
+                and res.gpu <= cap.gpu
+            ):
+                fresh.append(item)
             else:
-                self.decision.failed.append(item.id)
-                self._position[item.id] = -1
-        self._insert(fresh)
+                failed.append(item.id)
+        self._insert(fresh, _PENDING)
 
     def run(self) -> Decision:
         """Walk to the fixpoint (fetching more first, when driven incrementally)."""
@@ -142,7 +159,7 @@ class SchedulingPass:
         )
         self.fetch_calls += 1
         page = self._fetch(flt, self._fetched)
-        self._horizon = page[-1].order_key if len(page) >= self._page_size else None
+        self._horizon = _key(page[-1]) if len(page) >= self._page_size else None
         self.add(page)
 
     # -- actions -------------------------------------------------------------------------------
@@ -163,7 +180,7 @@ class SchedulingPass:
                 raise ValueError(f"strategy {self.strategy.name!r} chose a victim of equal rank")
             self.running.remove(victim.id)
             self.available = self.available + victim.resources
-            self._set_state(self._position[victim.id], _PENDING)
+            self._set_state(self._position[victim.id.int], _PENDING)
             self.decision.evicted.append(Eviction(victim.id, item.id))
         if not item.resources.fits_in(self.available):
             raise ValueError(f"strategy {self.strategy.name!r} chose too few victims")
@@ -202,24 +219,24 @@ class SchedulingPass:
             )
         return self._fits
 
-    def _insert(self, entries: list[tuple[PendingDeployment, int]]) -> None:
-        """Merge entries into the sorted queue; the cursor keeps pointing at the same deployment.
+    def _insert(self, items: list[PendingDeployment], state: int) -> None:
+        """Merge items into the sorted queue; the cursor keeps pointing at the same deployment.
 
-        New entries behind the cursor count as skipped: the driver only fetches mid-pass after an
+        New items behind the cursor count as skipped: the driver only fetches mid-pass after an
         eviction (then the rescan looks at them) or when the walk reached the last fetched page,
         when nothing behind the cursor can act (a start never makes anyone actionable).
         """
-        if not entries:
+        if not items:
             return
         cursor_key = self._keys[self._cursor] if self._cursor >= 0 else None
-        merged = sorted(
-            [(k, i, s) for k, i, s in zip(self._keys, self._items, self._state, strict=True)]
-            + [(item.order_key, item, state) for item, state in entries]
-        )
-        self._keys = [key for key, _, _ in merged]
-        self._items = [item for _, item, _ in merged]
-        self._state = bytearray(state for _, _, state in merged)
-        self._position.update((item.id, i) for i, item in enumerate(self._items))
+        keys = self._keys + [(-item.priority, item.created_at, item.id.int) for item in items]
+        every = self._items + items
+        states = self._state + bytes([state]) * len(items)
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        self._keys = [keys[i] for i in order]
+        self._items = [every[i] for i in order]
+        self._state = bytearray(map(states.__getitem__, order))
+        self._position.update({item.id.int: i for i, item in enumerate(self._items)})
         if cursor_key is not None:
             self._cursor = bisect_left(self._keys, cursor_key)
         self._fits = None  # positions moved; rebuilt on the next rescan
