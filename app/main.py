@@ -14,16 +14,11 @@ from app.api.operations import router as operations_router
 from app.api.v1.router import api_router
 from app.core.config import Settings
 from app.core.logging import configure_logging
-from app.core.middleware import (
-    AccessLogMiddleware,
-    RequestGuardMiddleware,
-    SecurityHeadersMiddleware,
-    UnhandledErrorMiddleware,
-    is_sane_request_id,
-)
+from app.core.middleware import EdgeMiddleware, is_sane_request_id
 from app.core.rate_limit import RateLimits
 from app.core.security import CookieSigner
-from app.db.session import create_engine, create_sessionmaker
+from app.db.session import create_engine, create_sessionmaker, single_statement_engine
+from app.workers import lifecycle as background
 
 DESCRIPTION = """
 Multi-tenant MLOps platform: organizations, clusters with CPU/RAM/GPU capacity, a
@@ -40,9 +35,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = create_engine(settings.database_url)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await engine.dispose()
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await background.start(app)
+        try:
+            yield
+        finally:
+            await background.stop(app)
+            await engine.dispose()
 
     app = FastAPI(
         title="MLOps Platform API",
@@ -55,14 +54,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "clusters", "description": "Pools of CPU/RAM/GPU capacity (admins)."},
             {"name": "deployments", "description": "Deployments and their scheduling."},
             {"name": "scheduling", "description": "Preemption strategies."},
+            {"name": "models", "description": "The model catalog and availability."},
+            {"name": "predictions", "description": "Predictions, sync or asynchronous."},
             {"name": "operations", "description": "Health, readiness and metrics."},
         ],
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.lookup_engine = single_statement_engine(engine)
     app.state.cookie_signer = CookieSigner(settings.secret_key)
     app.state.rate_limits = RateLimits(settings)
+    background.attach(app, settings)
 
     install_error_handlers(app)
     install_openapi(app)
@@ -70,10 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router)
 
     # Added innermost first: the last one added wraps all the others.
-    app.add_middleware(UnhandledErrorMiddleware)
-    app.add_middleware(RequestGuardMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(EdgeMiddleware)
     app.add_middleware(
         CorrelationIdMiddleware, header_name="X-Request-ID", validator=is_sane_request_id
     )

@@ -59,6 +59,7 @@ def settings_factory(database_url: str) -> Callable[..., Settings]:
             "secret_key": TEST_SECRET,
             "environment": "test",
             "rate_limit_enabled": False,
+            "worker_in_process": False,
             **overrides,
         }
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -13,13 +13,15 @@ from app.db.session import session_scope
 from app.models.cluster import Cluster
 from app.models.deployment import Deployment
 from app.models.organization import Organization, Role
-from app.models.user import User
 from app.services import auth as auth_service
+from app.services.auth import Principal
 from app.services.pagination import Page
 from app.services.tenancy import Scoped, load_scoped
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies are `async def` even when nothing awaits: FastAPI runs plain `def` ones in a thread
+# pool, which costs more than the work they do.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -33,7 +35,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 DbSession = Annotated[AsyncSession, Depends(get_db)]
 
 
-def get_cookie_signer(request: Request) -> CookieSigner:
+async def get_cookie_signer(request: Request) -> CookieSigner:
     signer: CookieSigner = request.app.state.cookie_signer
     return signer
 
@@ -41,38 +43,51 @@ def get_cookie_signer(request: Request) -> CookieSigner:
 CookieSignerDep = Annotated[CookieSigner, Depends(get_cookie_signer)]
 
 
-def session_token(request: Request, settings: SettingsDep, signer: CookieSignerDep) -> str | None:
-    """The verified session token from the cookie, or None when absent or tampered with."""
-    cookie = request.cookies.get(settings.session_cookie_name)
+def _verified_token(request: Request) -> str | None:
+    """The session token from the cookie, or None when absent or tampered with. A plain function,
+    not dependencies on settings and signer: each dependency costs FastAPI real time to solve."""
+    state = request.app.state
+    cookie = request.cookies.get(state.settings.session_cookie_name)
+    signer: CookieSigner = state.cookie_signer
     return signer.unsign(cookie) if cookie else None
+
+
+async def session_token(request: Request) -> str | None:
+    """The verified session token from the cookie, or None when absent or tampered with."""
+    return _verified_token(request)
 
 
 SessionToken = Annotated[str | None, Depends(session_token)]
 
 
-async def optional_user(request: Request, db: DbSession, token: SessionToken) -> User | None:
+async def optional_user(request: Request) -> Principal | None:
+    """Resolved once per request (before the endpoint's own dependencies), on a connection of its
+    own that goes back to the pool at once: endpoints that need only the user, like /me, open no
+    ORM session at all."""
+    token = _verified_token(request)
     if token is None:
         return None
-    user = await auth_service.user_for_session(db, token)
+    async with request.app.state.lookup_engine.connect() as conn:
+        user = await auth_service.principal_for_session(conn, token)
     if user is not None:
         request.state.user_id = user.id  # rate limits key on this
     return user
 
 
 async def enforce_rate_limit(
-    request: Request, _user: Annotated[User | None, Depends(optional_user)]
+    request: Request, _user: Annotated[Principal | None, Depends(optional_user)]
 ) -> None:
     """Runs on every API route after the session is resolved, so limits key by user."""
     await request.app.state.rate_limits.check(request)
 
 
-async def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
+async def current_user(user: Annotated[Principal | None, Depends(optional_user)]) -> Principal:
     if user is None:
         raise NotAuthenticated()
     return user
 
 
-CurrentUser = Annotated[User, Depends(current_user)]
+CurrentUser = Annotated[Principal, Depends(current_user)]
 
 
 def org_access(role: Role) -> Callable[..., Coroutine[Any, Any, Scoped[Organization]]]:
@@ -89,7 +104,7 @@ OrgForViewer = Annotated[Scoped[Organization], Depends(org_access(Role.viewer))]
 OrgForAdmin = Annotated[Scoped[Organization], Depends(org_access(Role.admin))]
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=200, description="Page size (1-200).")] = 50,
     offset: Annotated[int, Query(ge=0, description="Rows to skip.")] = 0,
 ) -> Page:

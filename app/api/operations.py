@@ -6,10 +6,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.core.metrics import DEPLOYMENTS
+from app.core.metrics import DEPLOYMENTS, PREDICTION_QUEUE_DEPTH
 from app.db.migrations import current_revision, head_revision
 from app.models.deployment import DeploymentStatus
 from app.services.deployments import count_deployments_by_status
+from app.workers.queue import queue_depth
 
 router = APIRouter(tags=["operations"])
 
@@ -68,12 +69,14 @@ async def metrics(request: Request) -> Response:
 
 
 async def _refresh_deployment_gauge(request: Request) -> None:
-    """Deployment counts live in the database, shared by every process: read them at scrape time
-    so each process reports the same truth, not what it happened to change itself."""
+    """Deployment counts and the queue depth live in the database, shared by every process: read
+    them at scrape time so each process reports the same truth, not only its own changes."""
     try:
         async with request.app.state.sessionmaker() as db:
             counts = await count_deployments_by_status(db)
+            depth = await queue_depth(db)
     except (SQLAlchemyError, OSError):
         return  # the scrape still answers; the gauge keeps its last values
     for status in DeploymentStatus:
         DEPLOYMENTS.labels(status.value).set(counts.get(status, 0))
+    PREDICTION_QUEUE_DEPTH.set(depth)

@@ -47,10 +47,30 @@ class Settings(BaseSettings):
     worker_in_process: bool = True
     log_level: str = "INFO"
 
+    mock_delay_min: float = Field(default=10.0, ge=0)
+    mock_delay_max: float = Field(default=17.0, ge=0)
+    distilbert_model: str = "distilbert-base-uncased-finetuned-sst-2-english"
+    batch_max_size: int = Field(default=32, ge=1, le=1024)
+    batch_max_wait_ms: float = Field(default=5.0, ge=0)
+    ollama_host: str = "http://127.0.0.1:11434"
+    ollama_model: str = "gemma3:1b"
+    ollama_timeout: float = Field(default=120.0, gt=0)
+    # How long a worker owns a claimed prediction before another may take it over; renewed
+    # while the model runs, so only a dead worker lets it lapse.
+    prediction_lease_seconds: float = Field(default=30.0, gt=0)
+    # A synchronous predict waits at most this long, then answers 202 with the prediction id.
+    sync_predict_timeout: float = Field(default=300.0, gt=0)
+
     @field_validator("database_url")
     @classmethod
     def _normalize_database_url(cls, url: str) -> str:
         return normalize_database_url(url)
+
+    @model_validator(mode="after")
+    def _check_mock_delays(self) -> "Settings":
+        if self.mock_delay_max < self.mock_delay_min:
+            raise ValueError("MOCK_DELAY_MAX must not be below MOCK_DELAY_MIN")
+        return self
 
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> "Settings":

@@ -21,3 +21,15 @@ PREEMPTIONS = Counter("mlops_preemptions_total", "Running deployments evicted by
 DEPLOYMENTS = Gauge(
     "mlops_deployments", "Deployments by status (read from the database at scrape).", ["status"]
 )
+PREDICTIONS = Counter(
+    "mlops_predictions_total", "Predictions finished, by model and outcome.", ["model", "status"]
+)
+PREDICTION_DURATION = Histogram(
+    "mlops_prediction_duration_seconds",
+    "Time a worker spent running one prediction's model call, by model.",
+    ["model"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 60, 120),
+)
+PREDICTION_QUEUE_DEPTH = Gauge(
+    "mlops_prediction_queue_depth", "Predictions queued (read from the database at scrape)."
+)

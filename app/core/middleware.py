@@ -1,4 +1,6 @@
-"""Pure ASGI middleware: request guards, security headers, access log, metrics, last-resort 500."""
+"""One pure ASGI middleware for what every request goes through: request guards, security headers,
+access log, metrics, last-resort 500. One layer, not four: each layer is a coroutine and a `send`
+wrapper on every request."""
 
 import json
 import logging
@@ -52,37 +54,101 @@ class BodyTooLarge(HTTPException):
         super().__init__(413)
 
 
-class RequestGuardMiddleware:
-    """415 for a body that is not JSON (so a cross-site form cannot act with the cookie);
-    413 past 1 MiB, whether announced by Content-Length or streamed."""
+def route_template(scope: Scope) -> str:
+    """`/api/v1/organizations/{org_id}` for any org id: bounded label cardinality. Rebuilt from the
+    matched path parameters, which works however the routers were nested."""
+    if "endpoint" not in scope:
+        return "unmatched"
+    path_params = scope.get("path_params")
+    if not path_params:
+        return str(scope["path"])
+    segments = scope["path"].split("/")
+    for name, value in path_params.items():
+        for index in range(len(segments) - 1, -1, -1):
+            if segments[index] == str(value):
+                segments[index] = "{" + name + "}"
+                break
+    return "/".join(segments)
+
+
+def _is_json(content_type: bytes) -> bool:
+    media_type = content_type.split(b";", 1)[0].strip().lower()
+    return media_type == b"application/json"
+
+
+def _rejection(headers: dict[bytes, bytes], max_body_bytes: int) -> tuple[int, str, str] | None:
+    """Why a request with a body is refused before the app reads it, if it is."""
+    length_header = headers.get(b"content-length")
+    chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
+    try:
+        length = int(length_header) if length_header is not None else 0
+    except ValueError:
+        return 400, "bad_request", "Invalid Content-Length header."
+    if length > max_body_bytes:
+        return 413, "payload_too_large", "The request body exceeds 1 MiB."
+    if (length > 0 or chunked) and not _is_json(headers.get(b"content-type", b"")):
+        return 415, "unsupported_media_type", "Request bodies must be application/json."
+    return None
+
+
+class EdgeMiddleware:
+    """Per HTTP request, from the outside in:
+
+    - one access log line and one metrics sample, labelled by route template, not raw path;
+    - the security headers on every response, errors included;
+    - 415 for a body that is not JSON (so a cross-site form cannot act with the cookie), 413 past
+      1 MiB, whether announced by Content-Length or streamed;
+    - any exception that escaped the handlers becomes the contract's generic 500 body, logged with
+      its request id (and still gets the headers, and is still logged and counted).
+    """
 
     def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        length_header = headers.get(b"content-length")
-        chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
-        try:
-            length = int(length_header) if length_header is not None else 0
-        except ValueError:
-            await send_error(send, 400, "bad_request", "Invalid Content-Length header.")
-            return
-        if length > self.max_body_bytes:
-            await send_error(send, 413, "payload_too_large", "The request body exceeds 1 MiB.")
-            return
-        if (length > 0 or chunked) and not _is_json(headers.get(b"content-type", b"")):
-            await send_error(
-                send, 415, "unsupported_media_type", "Request bodies must be application/json."
-            )
-            return
+        start = time.perf_counter()
+        status = 500  # what is logged if the app never answers
+        started = False
 
+        async def edge_send(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status, started = message["status"], True
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        try:
+            if scope["method"] in _BODY_METHODS:
+                rejection = _rejection(dict(scope["headers"]), self.max_body_bytes)
+                if rejection is not None:
+                    await send_error(edge_send, *rejection)
+                    return
+                receive = self._capped(receive)
+            await self.app(scope, receive, edge_send)
+        except BodyTooLarge:
+            if not started:
+                await send_error(
+                    edge_send, 413, "payload_too_large", "The request body exceeds 1 MiB."
+                )
+        except Exception:
+            error_log.exception("unhandled error", extra={"path": scope.get("path")})
+            if not started:
+                await send_error(
+                    edge_send,
+                    500,
+                    "internal_error",
+                    "An unexpected error occurred.",
+                    request_id=correlation_id.get(),
+                )
+        finally:
+            self._record(scope, status, time.perf_counter() - start)
+
+    def _capped(self, receive: Receive) -> Receive:
         received = 0
-        response_started = False
 
         async def capped_receive() -> Message:
             nonlocal received
@@ -93,81 +159,16 @@ class RequestGuardMiddleware:
                     raise BodyTooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            response_started = response_started or message["type"] == "http.response.start"
-            await send(message)
+        return capped_receive
 
-        try:
-            await self.app(scope, capped_receive, tracking_send)
-        except BodyTooLarge:
-            if not response_started:
-                await send_error(send, 413, "payload_too_large", "The request body exceeds 1 MiB.")
-
-
-def _is_json(content_type: bytes) -> bool:
-    media_type = content_type.split(b";", 1)[0].strip().lower()
-    return media_type == b"application/json"
-
-
-class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-def route_template(scope: Scope) -> str:
-    """`/api/v1/organizations/{org_id}` for any org id: bounded label cardinality. Rebuilt from the
-    matched path parameters, which works however the routers were nested."""
-    if "endpoint" not in scope:
-        return "unmatched"
-    segments = scope["path"].split("/")
-    for name, value in scope.get("path_params", {}).items():
-        for index in range(len(segments) - 1, -1, -1):
-            if segments[index] == str(value):
-                segments[index] = "{" + name + "}"
-                break
-    return "/".join(segments)
-
-
-class AccessLogMiddleware:
-    """One log line and one metrics sample per request, labelled by route template, not raw path."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def recording_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, recording_send)
-        finally:
-            duration = time.perf_counter() - start
-            route = route_template(scope)
-            method = scope["method"]
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_DURATION.labels(method, route, str(status)).observe(duration)
+    @staticmethod
+    def _record(scope: Scope, status: int, duration: float) -> None:
+        route = route_template(scope)
+        method = scope["method"]
+        labels = (method, route, str(status))
+        HTTP_REQUESTS.labels(*labels).inc()
+        HTTP_DURATION.labels(*labels).observe(duration)
+        if access_log.isEnabledFor(logging.INFO):
             access_log.info(
                 "request",
                 extra={
@@ -177,35 +178,3 @@ class AccessLogMiddleware:
                     "duration_ms": round(duration * 1000, 2),
                 },
             )
-
-
-class UnhandledErrorMiddleware:
-    """Turns any exception that escaped the handlers into the contract's generic 500 body, logged
-    with its request id, and inside the other middleware so the 500 still gets their headers."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        response_started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            response_started = response_started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception:
-            error_log.exception("unhandled error", extra={"path": scope.get("path")})
-            if not response_started:
-                await send_error(
-                    send,
-                    500,
-                    "internal_error",
-                    "An unexpected error occurred.",
-                    request_id=correlation_id.get(),
-                )

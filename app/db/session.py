@@ -39,7 +39,7 @@ def _begin_immediate(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     url = normalize_database_url(url)
     if url.startswith("sqlite"):
         ensure_sqlite_directory(url)
@@ -48,8 +48,18 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         event.listen(engine.sync_engine, "begin", _begin_immediate)
         return engine
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=False
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
     )
+
+
+def single_statement_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool, for connections that run one read-only statement and close: the session
+    lookup that every request makes. PostgreSQL runs them in autocommit: one round trip instead of
+    BEGIN, the query and ROLLBACK, and one statement sees one snapshot either way. SQLite keeps its
+    `BEGIN IMMEDIATE` transactions."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

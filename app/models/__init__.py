@@ -9,6 +9,7 @@ from app.models.deployment import (
     PreemptionPolicy,
 )
 from app.models.organization import Membership, Organization, Role
+from app.models.prediction import Prediction, PredictionStatus
 from app.models.session import UserSession
 from app.models.user import User
 
@@ -20,6 +21,8 @@ __all__ = [
     "DeploymentStatus",
     "Membership",
     "Organization",
+    "Prediction",
+    "PredictionStatus",
     "PreemptionPolicy",
     "Role",
     "User",

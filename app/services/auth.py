@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.core.errors import Conflict, InvalidCredentials
 from app.core.security import (
@@ -116,10 +116,11 @@ async def login(
     return user, token
 
 
-async def principal_for_session(db: AsyncSession, token: str) -> Principal | None:
-    """The user behind a live session, or None if the session is unknown, revoked or expired."""
+async def principal_for_session(conn: AsyncConnection, token: str) -> Principal | None:
+    """The user behind a live session, or None if the session is unknown, revoked or expired.
+    Runs on a plain connection, not an ORM session: it is one read, on every request."""
     rows = (
-        await db.execute(_PRINCIPAL, {"token_hash": hash_session_token(token), "now": utcnow()})
+        await conn.execute(_PRINCIPAL, {"token_hash": hash_session_token(token), "now": utcnow()})
     ).all()
     if not rows:
         return None

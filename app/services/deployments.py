@@ -198,6 +198,8 @@ async def _finish(
     else:
         own.pending_count -= 1
     deployment.status, deployment.status_reason, deployment.finished_at = outcome, None, now
+    await db.flush()
+    await db.run_sync(placement.end_predictions, [deployment.id], now)
     if outcome == DeploymentStatus.completed:
         placement.record(db.sync_session, deployment.id, "completed", now)
     else:

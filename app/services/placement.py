@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, true, update
+from sqlalchemy import and_, func, or_, select, text, true, update
 from sqlalchemy.orm import Session
 
 from app.core.metrics import PREEMPTIONS, SCHEDULING_DECISIONS
@@ -23,6 +23,7 @@ from app.models.deployment import (
     DeploymentStatus,
     PreemptionPolicy,
 )
+from app.models.prediction import Prediction, PredictionStatus
 from app.scheduling import (
     Decision,
     PendingDeployment,
@@ -280,6 +281,33 @@ def _apply(
         SCHEDULING_DECISIONS.labels("failed").inc(len(decision.failed))
 
 
+def end_predictions(session: Session, deployment_ids: list[uuid.UUID], now: datetime) -> None:
+    """A deployment that stops running for good takes its unfinished predictions with it: they
+    fail now, in the same transaction, and a worker still running one cannot complete it."""
+    if not deployment_ids:
+        return
+    ended = session.scalars(
+        update(Prediction)
+        .where(
+            Prediction.deployment_id.in_(deployment_ids),
+            Prediction.status.in_([PredictionStatus.queued, PredictionStatus.running]),
+        )
+        .values(
+            status=PredictionStatus.failed,
+            error="deployment ended",
+            completed_at=now,
+            lease_expires_at=None,
+        )
+        .returning(Prediction.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if ended and session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_notify('prediction_done', x) FROM unnest(CAST(:ids AS text[])) AS x"),
+            {"ids": [str(i) for i in ended]},
+        )
+
+
 def fail(session: Session, ids: Iterable[uuid.UUID], reason: str, now: datetime) -> None:
     """Fail pending deployments, then their pending dependents (`dependency_failed`), and theirs
     in turn, keeping every touched cluster's pending count right."""
@@ -306,6 +334,7 @@ def fail(session: Session, ids: Iterable[uuid.UUID], reason: str, now: datetime)
         failed_ids = [row[0] for row in rows]
         if not failed_ids:
             return
+        end_predictions(session, failed_ids, now)
         frontier = list(
             session.scalars(
                 select(DeploymentDependency.deployment_id).where(

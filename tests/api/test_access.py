@@ -2,6 +2,7 @@
 that is not classified here fails these tests until its access rules are stated and proven."""
 
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
+from app.db.base import utcnow
+from app.models.prediction import Prediction, PredictionStatus
 from tests.support.api import Org, User, World, assert_error
 
 PUBLIC = {
@@ -26,13 +29,17 @@ UNSCOPED = {
     ("POST", "/api/v1/organizations"),
     ("POST", "/api/v1/organizations/join"),
     ("GET", "/api/v1/scheduling/strategies"),
+    ("GET", "/api/v1/models"),
 }
 # The first org-owned id in a path decides which "not found" an outsider gets.
 SCOPED_PARAMETERS = {
     "org_id": "organization",
     "cluster_id": "cluster",
     "deployment_id": "deployment",
+    "prediction_id": "prediction",
 }
+# Without a worker a synchronous predict would wait; these tests only care about access.
+HEADERS = {"Async-Mode": "true"}
 
 
 @dataclass
@@ -45,6 +52,7 @@ class Scene:
     outsider: User
     cluster_id: str
     deployment_id: str
+    prediction_id: str
 
     def by_role(self, role: str) -> User:
         return {"admin": self.admin, "developer": self.developer, "viewer": self.viewer}[role]
@@ -55,17 +63,41 @@ class Scene:
             "user_id": self.target.id,
             "cluster_id": self.cluster_id,
             "deployment_id": self.deployment_id,
+            "prediction_id": self.prediction_id,
         }
         return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
 
-async def build_scene(world: World) -> Scene:
+async def finished_prediction(app: FastAPI, deployment: dict[str, Any], user: User) -> str:
+    """A completed prediction row, as a worker would leave it (no worker runs in these tests)."""
+    prediction = Prediction(
+        id=uuid.uuid4(),
+        organization_id=uuid.UUID(deployment["organization_id"]),
+        deployment_id=uuid.UUID(deployment["id"]),
+        created_by=uuid.UUID(user.id),
+        model="mock",
+        input="x",
+        status=PredictionStatus.completed,
+        output={"input": "x", "result": "1234"},
+        attempts=1,
+        completed_at=utcnow(),
+    )
+    async with app.state.sessionmaker() as db:
+        db.add(prediction)
+        await db.commit()
+    return str(prediction.id)
+
+
+async def build_scene(world: World, app: FastAPI) -> Scene:
     admin, developer, viewer, target, outsider = [await world.user() for _ in range(5)]
     org = await world.org(admin, developer=developer, viewer=viewer, developer2=target)
     cluster = await world.cluster(org, cpu=8)
     deployment = await world.deployment(developer, cluster, cpu=1)
     assert deployment["status"] == "running"
-    return Scene(org, admin, developer, viewer, target, outsider, cluster, deployment["id"])
+    prediction = await finished_prediction(app, deployment, developer)
+    return Scene(
+        org, admin, developer, viewer, target, outsider, cluster, deployment["id"], prediction
+    )
 
 
 def operations(app: FastAPI) -> list[tuple[str, str]]:
@@ -113,6 +145,9 @@ ROLE_TABLE: list[tuple[str, str, str, Callable[[], dict[str, Any] | None]]] = [
     ("GET", f"{DEPLOYMENT}/events", "viewer", none),
     ("POST", f"{DEPLOYMENT}/complete", "developer", none),
     ("POST", f"{DEPLOYMENT}/cancel", "developer", none),
+    ("POST", f"{DEPLOYMENT}/predict", "developer", lambda: {"input": "x"}),
+    ("GET", f"{DEPLOYMENT}/predictions", "viewer", none),
+    ("GET", "/api/v1/predictions/{prediction_id}", "viewer", none),
 ]
 RANK = {"viewer": 0, "developer": 1, "admin": 2}
 
@@ -129,13 +164,15 @@ def test_every_route_is_classified(app: FastAPI) -> None:
 async def test_anonymous_callers_get_401_on_every_authenticated_route(
     app: FastAPI, world: World
 ) -> None:
-    scene = await build_scene(world)
+    scene = await build_scene(world, app)
     anonymous = world.new_client()
     checked = 0
     for method, path in operations(app):
         if (method, path) in PUBLIC:
             continue
-        response = await anonymous.request(method, scene.fill(path), json=body_for(method))
+        response = await anonymous.request(
+            method, scene.fill(path), json=body_for(method), headers=HEADERS
+        )
         assert_error(response, 401, "not_authenticated")
         checked += 1
     assert checked >= len(UNSCOPED) + len(ROLE_TABLE)
@@ -144,14 +181,14 @@ async def test_anonymous_callers_get_401_on_every_authenticated_route(
 async def test_outsiders_get_404_never_403_on_every_org_scoped_route(
     app: FastAPI, world: World
 ) -> None:
-    scene = await build_scene(world)
+    scene = await build_scene(world, app)
     checked = 0
     for method, path in operations(app):
         if (method, path) in PUBLIC | UNSCOPED:
             continue
         resource = SCOPED_PARAMETERS[re.findall(r"\{(\w+)\}", path)[0]]
         response = await scene.outsider.client.request(
-            method, scene.fill(path), json=body_for(method)
+            method, scene.fill(path), json=body_for(method), headers=HEADERS
         )
         assert_error(response, 404, f"{resource}_not_found")
         checked += 1
@@ -165,6 +202,7 @@ async def test_outsiders_get_404_never_403_on_every_org_scoped_route(
 @pytest.mark.parametrize("role", ["viewer", "developer", "admin"])
 @pytest.mark.parametrize(("method", "path", "minimum", "body"), ROLE_TABLE)
 async def test_role_table(
+    app: FastAPI,
     world: World,
     role: str,
     method: str,
@@ -172,19 +210,19 @@ async def test_role_table(
     minimum: str,
     body: Callable[[], dict[str, Any] | None],
 ) -> None:
-    scene = await build_scene(world)
+    scene = await build_scene(world, app)
     if minimum.endswith("(idle)"):
         await scene.admin.client.post(f"/api/v1/deployments/{scene.deployment_id}/cancel")
     actor = scene.by_role(role)
-    response = await actor.client.request(method, scene.fill(path), json=body())
+    response = await actor.client.request(method, scene.fill(path), json=body(), headers=HEADERS)
     if RANK[role] >= RANK[minimum.split()[0]]:
         assert 200 <= response.status_code < 300, response.text
     else:
         assert_error(response, 403, "forbidden")
 
 
-async def test_developers_act_only_on_their_own_deployments(world: World) -> None:
-    scene = await build_scene(world)
+async def test_developers_act_only_on_their_own_deployments(app: FastAPI, world: World) -> None:
+    scene = await build_scene(world, app)
     for action in ("complete", "cancel"):
         response = await scene.target.client.post(
             f"/api/v1/deployments/{scene.deployment_id}/{action}"
@@ -194,8 +232,8 @@ async def test_developers_act_only_on_their_own_deployments(world: World) -> Non
     assert done.status_code == 200
 
 
-async def test_a_member_may_remove_themself_whatever_the_role(world: World) -> None:
-    scene = await build_scene(world)
+async def test_a_member_may_remove_themself_whatever_the_role(app: FastAPI, world: World) -> None:
+    scene = await build_scene(world, app)
     for user in (scene.viewer, scene.developer):
         response = await user.client.delete(
             f"/api/v1/organizations/{scene.org.id}/members/{user.id}"

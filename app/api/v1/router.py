@@ -1,8 +1,16 @@
 from fastapi import APIRouter, Depends
 
 from app.api.deps import enforce_rate_limit
-from app.api.v1.endpoints import auth, clusters, deployments, organizations, scheduling
+from app.api.v1.endpoints import (
+    auth,
+    clusters,
+    deployments,
+    models,
+    organizations,
+    predictions,
+    scheduling,
+)
 
 api_router = APIRouter(prefix="/api/v1", dependencies=[Depends(enforce_rate_limit)])
-for endpoints in (auth, organizations, clusters, deployments, scheduling):
+for endpoints in (auth, organizations, clusters, deployments, predictions, models, scheduling):
     api_router.include_router(endpoints.router)

@@ -73,15 +73,13 @@ async def logout(
 @router.get(
     "/me", summary="The signed-in user and their organizations", responses=error_responses(401)
 )
-async def me(user: CurrentUser, db: DbSession) -> MeOut:
-    memberships = await auth_service.organizations_of(db, user.id)
+async def me(user: CurrentUser) -> MeOut:
     return MeOut(
         id=user.id,
         username=user.username,
         email=user.email,
         created_at=user.created_at,
         organizations=[
-            MyOrganization(id=m.organization.id, name=m.organization.name, role=m.role)
-            for m in memberships
+            MyOrganization(id=m.id, name=m.name, role=m.role) for m in user.organizations
         ],
     )

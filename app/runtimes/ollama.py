@@ -1,0 +1,74 @@
+"""gemma3 summarization through an Ollama server's native API (the official async client)."""
+
+import re
+from typing import Any
+
+import httpx
+import ollama
+
+from app.runtimes.base import Health, RuntimeFailure
+
+SUMMARY_LIMIT = 1500
+# About four characters a token: enough room for a full summary, never a runaway generation.
+MAX_TOKENS = 400
+PROMPT = (
+    "Summarize the following document in a few sentences. Reply with the summary only.\n\n"
+    "Document:\n{document}"
+)
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]?(?=\s|$)")
+
+
+def clamp_summary(text: str, limit: int = SUMMARY_LIMIT) -> str:
+    """At most `limit` characters, cut after the last complete sentence that fits."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    ends = [m.end() for m in _SENTENCE_END.finditer(head)]
+    if ends:
+        return head[: ends[-1]].strip()
+    # No sentence ends inside the limit: cut at a word and close it.
+    words = head[: limit - 1].rsplit(None, 1)[0] if " " in head else head[: limit - 1]
+    return words.rstrip(",;: ") + "…"
+
+
+class OllamaRuntime:
+    batchable = False
+
+    def __init__(self, host: str, model: str, timeout: float) -> None:
+        self.host, self.model = host, model
+        self._client = ollama.AsyncClient(host=host, timeout=timeout)
+
+    async def load(self) -> None:
+        return None  # the server holds the weights; nothing to load in the worker
+
+    async def predict_batch(self, inputs: list[str]) -> list[dict[str, Any]]:
+        return [{"summary": await self._summarize(text)} for text in inputs]
+
+    async def _summarize(self, document: str) -> str:
+        try:
+            response = await self._client.generate(
+                model=self.model,
+                prompt=PROMPT.format(document=document),
+                options={"num_predict": MAX_TOKENS},
+            )
+        except ollama.ResponseError as exc:
+            raise RuntimeFailure(f"Ollama refused the request: {exc.error}") from exc
+        except (ConnectionError, httpx.HTTPError) as exc:
+            raise RuntimeFailure(
+                f"Ollama at {self.host} did not answer: {type(exc).__name__}"
+            ) from exc
+        return clamp_summary(response.response or "")
+
+    async def unload(self) -> None:
+        return None
+
+    async def health(self) -> Health:
+        try:
+            listed = await self._client.list()
+        except (ConnectionError, httpx.HTTPError, ollama.ResponseError) as exc:
+            return Health(False, f"Ollama server unreachable at {self.host} ({type(exc).__name__})")
+        names = {m.model for m in listed.models if m.model}
+        if self.model in names or f"{self.model}:latest" in names:
+            return Health(True)
+        return Health(False, f"model {self.model!r} is not pulled on the Ollama server")

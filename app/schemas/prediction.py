@@ -1,0 +1,86 @@
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.models.prediction import PredictionStatus
+from app.schemas.common import RequestBody
+
+
+class PredictIn(RequestBody):
+    input: Annotated[str, Field(min_length=1, max_length=100_000)]
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"input": "The movie was a delight from start to end."}]}
+    )
+
+
+class PredictionOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "prediction_id": "7d3e1c2b-3333-4a5b-8c9d-0e1f2a3b4c5d",
+                    "deployment_id": "3f2b8c1d-2222-4e6f-9a10-7b8c9d0e1f20",
+                    "model": "mock",
+                    "status": "completed",
+                    "input": "hello",
+                    "output": {"input": "hello", "result": "13742"},
+                    "error": None,
+                    "created_at": "2026-11-29T12:00:00Z",
+                    "completed_at": "2026-11-29T12:00:13Z",
+                }
+            ]
+        }
+    )
+
+    prediction_id: uuid.UUID
+    deployment_id: uuid.UUID
+    model: str
+    status: PredictionStatus
+    input: str
+    output: dict[str, Any] | None
+    error: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+class AcceptedOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "message": "Request received. Processing asynchronously.",
+                    "prediction_id": "7d3e1c2b-3333-4a5b-8c9d-0e1f2a3b4c5d",
+                }
+            ]
+        }
+    )
+
+    message: str = "Request received. Processing asynchronously."
+    prediction_id: uuid.UUID
+
+
+class ModelOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "gemma3:1b",
+                    "runtime": "ollama",
+                    "task": "summarization",
+                    "description": "gemma3 1B through Ollama: summarizes text.",
+                    "available": False,
+                    "detail": "Ollama server unreachable at http://127.0.0.1:11434",
+                }
+            ]
+        }
+    )
+
+    name: str
+    runtime: str
+    task: str
+    description: str
+    available: bool
+    detail: str | None

@@ -1,0 +1,28 @@
+"""The model catalog with honest availability, asked of each runtime's health check (cheap
+checks only: a config file on disk, Ollama's model list; no model is loaded here)."""
+
+import asyncio
+from dataclasses import dataclass
+
+from app.core.config import Settings
+from app.runtimes.catalog import MODELS
+from app.runtimes.registry import build_runtime
+
+
+@dataclass(frozen=True, slots=True)
+class ModelStatus:
+    name: str
+    runtime: str
+    task: str
+    description: str
+    available: bool
+    detail: str | None
+
+
+async def catalog(settings: Settings) -> list[ModelStatus]:
+    specs = list(MODELS.values())
+    healths = await asyncio.gather(*(build_runtime(s.name, settings).health() for s in specs))
+    return [
+        ModelStatus(s.name, s.runtime, s.task, s.description, h.available, h.detail)
+        for s, h in zip(specs, healths, strict=True)
+    ]

@@ -1,0 +1,158 @@
+"""Predictions from the API side: store the row (durable before any answer), then either answer at
+once (async) or wait for a worker to finish it (sync). The API never runs a model."""
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.errors import Conflict, DomainError, NotFound
+from app.db.base import utcnow
+from app.models.deployment import Deployment, DeploymentStatus
+from app.models.organization import Role
+from app.models.prediction import Prediction, PredictionStatus
+from app.services.pagination import Page, paginate
+from app.services.tenancy import Scoped, load_scoped
+from app.workers.notifier import QUEUED_CHANNEL, Notifier
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+POLL_SECONDS = 0.25
+
+
+class PredictionPending(DomainError):
+    status_code = 400
+    default_code = "prediction_pending"
+    default_message = "Prediction is still being processed."
+
+
+def prediction_not_found() -> NotFound:
+    return NotFound("prediction_not_found", "Prediction ID not found.")
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    prediction: Prediction
+    replayed: bool
+
+
+async def submit(
+    db: AsyncSession,
+    access: Scoped[Deployment],
+    user_id: uuid.UUID,
+    text_input: str,
+    idempotency_key: str | None,
+) -> Submitted:
+    access.require(Role.developer)
+    # Plain values, not the ORM row: a rollback below expires every loaded object.
+    deployment_id, org_id, model = access.row.id, access.row.organization_id, access.row.model
+    if idempotency_key is not None:
+        existing = await _replay(db, user_id, deployment_id, idempotency_key, text_input)
+        if existing is not None:
+            return Submitted(existing, replayed=True)
+    status = await db.scalar(select(Deployment.status).where(Deployment.id == deployment_id))
+    if status != DeploymentStatus.running:
+        raise Conflict(
+            "deployment_not_running", f"The deployment is {status}; predictions need it running."
+        )
+    prediction = Prediction(
+        id=uuid.uuid4(),
+        organization_id=org_id,
+        deployment_id=deployment_id,
+        created_by=user_id,
+        model=model,
+        input=text_input,
+        status=PredictionStatus.queued,
+        idempotency_key=idempotency_key,
+        attempts=0,
+        created_at=utcnow(),
+    )
+    db.add(prediction)
+    if db.get_bind().dialect.name == "postgresql":
+        await db.execute(text(f"NOTIFY {QUEUED_CHANNEL}"))
+    try:
+        await db.commit()
+    except IntegrityError:
+        # A concurrent request with the same key won the unique constraint: replay it.
+        await db.rollback()
+        if idempotency_key is None:
+            raise
+        existing = await _replay(db, user_id, deployment_id, idempotency_key, text_input)
+        if existing is None:
+            raise
+        return Submitted(existing, replayed=True)
+    return Submitted(prediction, replayed=False)
+
+
+async def _replay(
+    db: AsyncSession, user_id: uuid.UUID, deployment_id: uuid.UUID, key: str, text_input: str
+) -> Prediction | None:
+    """The earlier prediction under this key, if still within its 24 hours. An older one gives
+    its key up, so the key can be used afresh."""
+    existing = await db.scalar(
+        select(Prediction).where(
+            Prediction.created_by == user_id,
+            Prediction.deployment_id == deployment_id,
+            Prediction.idempotency_key == key,
+        )
+    )
+    if existing is None:
+        return None
+    if existing.created_at < utcnow() - IDEMPOTENCY_WINDOW:
+        await db.execute(
+            update(Prediction).where(Prediction.id == existing.id).values(idempotency_key=None)
+        )
+        await db.commit()
+        return None
+    if existing.input != text_input:
+        raise Conflict(
+            "idempotency_key_reused", "This Idempotency-Key was used with a different input."
+        )
+    return existing
+
+
+async def wait_until_done(
+    sessions: async_sessionmaker[AsyncSession],
+    notifier: Notifier,
+    prediction_id: uuid.UUID,
+    within: float,
+) -> Prediction | None:
+    """The finished prediction, or None if it is still not done after `within` seconds. Woken by
+    NOTIFY where there is one; the short poll makes a lost notification cost only latency."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        async with sessions() as db:
+            found = await db.get(Prediction, prediction_id)
+        if found is not None and found.status.is_done:
+            return found
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            return None
+        pause = min(remaining, 1.0 if notifier.enabled else POLL_SECONDS)
+        await notifier.wait_done(prediction_id, pause)
+
+
+async def get_done(db: AsyncSession, raw_id: str, user_id: uuid.UUID) -> Prediction:
+    try:
+        access = await load_scoped(db, Prediction, raw_id, user_id, "prediction")
+    except NotFound:
+        raise prediction_not_found() from None
+    if not access.row.status.is_done:
+        raise PredictionPending()
+    return access.row
+
+
+async def list_for_deployment(
+    db: AsyncSession,
+    access: Scoped[Deployment],
+    status: PredictionStatus | None,
+    page: Page,
+) -> tuple[list[Prediction], int]:
+    stmt = select(Prediction).where(Prediction.deployment_id == access.row.id)
+    if status is not None:
+        stmt = stmt.where(Prediction.status == status)
+    rows, total = await paginate(db, stmt.order_by(Prediction.created_at, Prediction.id), page)
+    return [row[0] for row in rows], total

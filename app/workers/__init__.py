@@ -1,0 +1,1 @@
+"""The durable prediction queue and the worker loop: only workers run models."""

@@ -1,0 +1,95 @@
+"""PostgreSQL LISTEN/NOTIFY: wakes workers when predictions are queued and synchronous callers
+when theirs are done. One listening connection per process. Everything that waits on it also
+polls, so a lost notification (or SQLite, which has none) only costs latency, never correctness."""
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+logger = logging.getLogger(__name__)
+
+QUEUED_CHANNEL = "prediction_queued"
+DONE_CHANNEL = "prediction_done"
+
+
+def listen_dsn(database_url: str) -> str | None:
+    """The libpq DSN for a PostgreSQL URL; None for databases without LISTEN (SQLite)."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        return None
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class Notifier:
+    def __init__(self, database_url: str) -> None:
+        self._dsn = listen_dsn(database_url)
+        self._queued = asyncio.Event()
+        self._waiters: dict[uuid.UUID, list[asyncio.Future[None]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self._dsn is not None
+
+    async def start(self) -> None:
+        if self._dsn is not None and self._task is None:
+            self._task = asyncio.create_task(self._listen(self._dsn), name="notifier")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _listen(self, dsn: str) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {QUEUED_CHANNEL}")
+                    await conn.execute(f"LISTEN {DONE_CHANNEL}")
+                    backoff = 0.5
+                    async for note in conn.notifies():
+                        self._dispatch(note.channel, note.payload)
+            except (psycopg.Error, OSError) as exc:
+                logger.warning("notification listener lost its connection: %s", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10)
+
+    def _dispatch(self, channel: str, payload: str) -> None:
+        if channel == QUEUED_CHANNEL:
+            self._queued.set()
+            return
+        with contextlib.suppress(ValueError):
+            for future in self._waiters.pop(uuid.UUID(payload), []):
+                if not future.done():
+                    future.set_result(None)
+
+    async def wait_queued(self, within: float) -> None:
+        """Until a prediction is queued somewhere, or `within` seconds pass."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queued.wait(), within)
+        self._queued.clear()
+
+    def wake(self) -> None:
+        """Local wake-up: the in-process worker need not wait for the round trip."""
+        self._queued.set()
+
+    async def wait_done(self, prediction_id: uuid.UUID, within: float) -> None:
+        """Until `prediction_id` is reported done, or `within` seconds pass."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(prediction_id, []).append(future)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(future, within)
+        finally:
+            waiting = self._waiters.get(prediction_id)
+            if waiting is not None and future in waiting:
+                waiting.remove(future)
+                if not waiting:
+                    del self._waiters[prediction_id]

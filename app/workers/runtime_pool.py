@@ -1,0 +1,72 @@
+"""The runtimes a worker holds: loaded when a deployment first needs one, released when no running
+deployment uses it any more (model memory lives only in workers, and only while needed)."""
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from app.core.config import Settings
+from app.runtimes.base import Runtime
+from app.runtimes.batching import MicroBatcher
+from app.runtimes.registry import build_runtime
+
+logger = logging.getLogger(__name__)
+
+
+class RuntimePool:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.runtimes: dict[str, Runtime] = {}
+        self._batchers: dict[str, MicroBatcher] = {}
+        self._users: dict[str, set[uuid.UUID]] = {}
+        self._lock = asyncio.Lock()
+
+    async def _acquire(self, model: str, deployment_id: uuid.UUID) -> Runtime:
+        runtime = self.runtimes.get(model)
+        if runtime is None:
+            async with self._lock:
+                runtime = self.runtimes.get(model)
+                if runtime is None:
+                    runtime = build_runtime(model, self.settings)
+                    await runtime.load()  # a failure is not cached: the next prediction retries
+                    self.runtimes[model] = runtime
+                    logger.info("runtime loaded", extra={"model": model})
+        self._users.setdefault(model, set()).add(deployment_id)
+        return runtime
+
+    async def run(self, model: str, deployment_id: uuid.UUID, text: str) -> dict[str, Any]:
+        runtime = await self._acquire(model, deployment_id)
+        if runtime.batchable:
+            batcher = self._batchers.get(model)
+            if batcher is None:
+                batcher = self._batchers[model] = MicroBatcher(
+                    runtime, self.settings.batch_max_size, self.settings.batch_max_wait_ms
+                )
+            return await batcher.submit(text)
+        return (await runtime.predict_batch([text]))[0]
+
+    def deployment_ids(self) -> list[uuid.UUID]:
+        return sorted({d for users in self._users.values() for d in users}, key=str)
+
+    async def release_stopped(self, still_running: set[uuid.UUID]) -> None:
+        for model in list(self._users):
+            self._users[model] &= still_running
+            if self._users[model]:
+                continue
+            del self._users[model]
+            await self._unload(model)
+
+    async def _unload(self, model: str) -> None:
+        batcher = self._batchers.pop(model, None)
+        if batcher is not None:
+            await batcher.close()
+        runtime = self.runtimes.pop(model, None)
+        if runtime is not None:
+            await runtime.unload()
+            logger.info("runtime released", extra={"model": model})
+
+    async def close(self) -> None:
+        for model in list(self.runtimes):
+            await self._unload(model)
+        self._users.clear()

@@ -1,0 +1,139 @@
+"""The worker loop: claim queued predictions, run them, record outcomes, keep leases alive."""
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.core.config import Settings
+from app.core.metrics import PREDICTION_DURATION, PREDICTIONS
+from app.runtimes.base import RuntimeFailure
+from app.workers import queue
+from app.workers.notifier import Notifier
+from app.workers.queue import Claimed, Sessions
+from app.workers.runtime_pool import RuntimePool
+
+logger = logging.getLogger(__name__)
+
+CLAIM_BATCH = 500
+MAX_IN_FLIGHT = 5000  # mock predictions are waits: thousands share one event loop
+POLL_SECONDS = 0.5
+RELEASE_SECONDS = 2.0
+FINISH_BATCH = 200
+
+Outcome = tuple[uuid.UUID, dict[str, Any] | None, str | None]
+
+
+class Worker:
+    def __init__(self, settings: Settings, sessions: Sessions, notifier: Notifier) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.notifier = notifier
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.pool = RuntimePool(settings)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        lease = self.settings.prediction_lease_seconds
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name="worker-claim"),
+            asyncio.create_task(self._finish_loop(), name="worker-finish"),
+            asyncio.create_task(self._every(lease / 3, self._renew), name="worker-leases"),
+            asyncio.create_task(self._every(lease / 2, self._recover), name="worker-recovery"),
+            asyncio.create_task(self._every(RELEASE_SECONDS, self._release), name="worker-release"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop claiming, hand unfinished rows back (their retry is not spent), unload models."""
+        for task in [*self._tasks, *self._in_flight]:
+            task.cancel()
+        for task in [*self._tasks, *self._in_flight]:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(SQLAlchemyError, OSError):
+            await self._flush(self._drain())
+            await queue.release_own(self.sessions, self.id)
+        await self.pool.close()
+
+    async def _claim_loop(self) -> None:
+        while True:
+            wanted = min(CLAIM_BATCH, MAX_IN_FLIGHT - len(self._in_flight))
+            try:
+                claimed = await queue.claim(
+                    self.sessions, self.id, wanted, self.settings.prediction_lease_seconds
+                )
+            except (SQLAlchemyError, OSError):
+                logger.exception("claiming predictions failed; retrying")
+                claimed = []
+            for item in claimed:
+                task = asyncio.create_task(self._execute(item))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+            if len(claimed) < wanted or wanted == 0:
+                await self.notifier.wait_queued(POLL_SECONDS)
+
+    async def _execute(self, item: Claimed) -> None:
+        started = time.perf_counter()
+        output: dict[str, Any] | None = None
+        error: str | None = None
+        try:
+            output = await self.pool.run(item.model, item.deployment_id, item.input)
+        except RuntimeFailure as exc:
+            error = str(exc) or type(exc).__name__
+        except Exception:
+            logger.exception("model call failed", extra={"prediction_id": str(item.id)})
+            error = "the model failed unexpectedly"
+        PREDICTION_DURATION.labels(item.model).observe(time.perf_counter() - started)
+        PREDICTIONS.labels(item.model, "completed" if error is None else "failed").inc()
+        self._outcomes.put_nowait((item.id, output, error))
+
+    def _drain(self) -> list[Outcome]:
+        drained: list[Outcome] = []
+        while not self._outcomes.empty() and len(drained) < FINISH_BATCH:
+            drained.append(self._outcomes.get_nowait())
+        return drained
+
+    async def _finish_loop(self) -> None:
+        """Outcomes are written in batches: one transaction for many finished predictions."""
+        while True:
+            first = await self._outcomes.get()
+            await self._flush([first, *self._drain()])
+
+    async def _flush(self, outcomes: list[Outcome]) -> None:
+        while outcomes:
+            try:
+                await queue.finish(self.sessions, self.id, outcomes)
+                return
+            except (SQLAlchemyError, OSError):
+                logger.exception("recording outcomes failed; retrying")
+                await asyncio.sleep(1)
+
+    async def _renew(self) -> None:
+        await queue.renew_leases(self.sessions, self.id, self.settings.prediction_lease_seconds)
+
+    async def _recover(self) -> None:
+        if await queue.recover_expired(self.sessions):
+            self.notifier.wake()
+
+    async def _release(self) -> None:
+        ids = self.pool.deployment_ids()
+        if ids:
+            await self.pool.release_stopped(await queue.running_deployments(self.sessions, ids))
+
+    @staticmethod
+    async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await job()
+            except (SQLAlchemyError, OSError):
+                logger.exception("periodic worker job failed", extra={"job": job.__name__})

@@ -1,0 +1,260 @@
+"""Predictions over HTTP with the in-process worker: sync, async, polling, idempotency, errors."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from app.runtimes.mock import MockRuntime
+from tests.support.api import AppFactory, ClientFactory, Org, User, World, assert_error
+
+pytestmark = pytest.mark.both_backends
+
+
+@pytest.fixture
+async def live_app(app: FastAPI, app_factory: AppFactory) -> AsyncIterator[FastAPI]:
+    """The app with its in-process worker running (tables were emptied by `app`)."""
+    live = app_factory(worker_in_process=True, mock_delay_min=0.05, mock_delay_max=0.15)
+    async with LifespanManager(live):
+        yield live
+
+
+@pytest.fixture
+def live_world(live_app: FastAPI, client_factory: ClientFactory) -> World:
+    return World(lambda: client_factory(live_app))
+
+
+async def running_deployment(world: World, **kw: Any) -> tuple[Org, User, dict[str, Any]]:
+    admin, dev = await world.user(), await world.user()
+    org = await world.org(admin, developer=dev)
+    cluster = await world.cluster(org, cpu=2)
+    deployment = await world.deployment(dev, cluster, cpu=1, **kw)
+    assert deployment["status"] == "running"
+    return org, dev, deployment
+
+
+def predict_url(deployment: dict[str, Any]) -> str:
+    return f"/api/v1/deployments/{deployment['id']}/predict"
+
+
+async def poll(client: httpx.AsyncClient, prediction_id: str, within: float = 10) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        response = await client.get(f"/api/v1/predictions/{prediction_id}")
+        if response.status_code == 200:
+            body: dict[str, Any] = response.json()
+            return body
+        assert_error(response, 400, "prediction_pending")
+        assert asyncio.get_running_loop().time() < deadline, "prediction never finished"
+        await asyncio.sleep(0.05)
+
+
+def mock_calls(app: FastAPI) -> int:
+    runtime = app.state.worker.pool.runtimes.get("mock")
+    return runtime.calls if isinstance(runtime, MockRuntime) else 0
+
+
+async def test_sync_prediction_returns_the_mock_output(live_world: World) -> None:
+    _, dev, deployment = await running_deployment(live_world)
+    response = await dev.client.post(predict_url(deployment), json={"input": "hello"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {
+        "prediction_id", "deployment_id", "model", "status", "input", "output", "error",
+        "created_at", "completed_at",
+    }  # fmt: skip
+    assert body["status"] == "completed"
+    assert body["model"] == "mock"
+    assert body["output"]["input"] == "hello"
+    assert 1000 <= int(body["output"]["result"]) <= 20000
+    assert body["error"] is None and body["completed_at"]
+
+
+@pytest.mark.parametrize(
+    "headers", [{"Async-Mode": "true"}, {"Async-Mode": "TRUE"}, {"Prefer": "respond-async"}]
+)
+async def test_async_prediction_is_accepted_then_polled(
+    live_world: World, headers: dict[str, str]
+) -> None:
+    _, dev, deployment = await running_deployment(live_world)
+    response = await dev.client.post(predict_url(deployment), json={"input": "hi"}, headers=headers)
+    assert response.status_code == 202
+    body = response.json()
+    assert body["message"] == "Request received. Processing asynchronously."
+    assert response.headers["Location"] == f"/api/v1/predictions/{body['prediction_id']}"
+    pending = await dev.client.get(response.headers["Location"])
+    assert pending.status_code == 400
+    assert pending.json() == {
+        "error": "Prediction is still being processed.",
+        "code": "prediction_pending",
+    }
+    done = await poll(dev.client, body["prediction_id"])
+    assert done["prediction_id"] == body["prediction_id"]
+    assert done["output"]["input"] == "hi"
+    assert done["output"]["result"].isdigit()
+
+
+async def test_async_mode_false_means_synchronous(live_world: World) -> None:
+    _, dev, deployment = await running_deployment(live_world)
+    response = await dev.client.post(
+        predict_url(deployment), json={"input": "x"}, headers={"Async-Mode": "false"}
+    )
+    assert response.status_code == 200
+
+
+async def test_unknown_malformed_and_foreign_predictions_are_404(live_world: World) -> None:
+    _, dev, deployment = await running_deployment(live_world)
+    accepted = await dev.client.post(
+        predict_url(deployment), json={"input": "x"}, headers={"Async-Mode": "true"}
+    )
+    stranger = await live_world.user()
+    expected = {"error": "Prediction ID not found.", "code": "prediction_not_found"}
+    for client, prediction_id in (
+        (dev.client, "00000000-0000-0000-0000-000000000000"),
+        (dev.client, "not-a-uuid"),
+        (stranger.client, accepted.json()["prediction_id"]),
+    ):
+        response = await client.get(f"/api/v1/predictions/{prediction_id}")
+        assert response.status_code == 404
+        assert response.json() == expected
+
+
+async def test_viewers_cannot_predict(live_world: World) -> None:
+    org, _, deployment = await running_deployment(live_world)
+    viewer = await live_world.user()
+    await live_world.add_member(org, viewer, "viewer")
+    response = await viewer.client.post(predict_url(deployment), json={"input": "x"})
+    assert_error(response, 403, "forbidden")
+
+
+async def test_a_deployment_that_is_not_running_cannot_predict(live_world: World) -> None:
+    org, dev, _ = await running_deployment(live_world)
+    cluster = await live_world.cluster(org, cpu=1)
+    await live_world.deployment(dev, cluster, cpu=1)
+    waiting = await live_world.deployment(dev, cluster, cpu=1)
+    for headers in ({}, {"Async-Mode": "true"}):
+        response = await dev.client.post(predict_url(waiting), json={"input": "x"}, headers=headers)
+        assert_error(response, 409, "deployment_not_running")
+
+
+@pytest.mark.parametrize("body", [{"input": ""}, {"input": "x" * 100_001}, {"input": 5}, {}])
+async def test_input_limits(live_world: World, body: dict[str, Any]) -> None:
+    _, dev, deployment = await running_deployment(live_world)
+    response = await dev.client.post(predict_url(deployment), json=body)
+    assert assert_error(response, 422, "validation_error")["fields"][0]["field"] == "input"
+
+
+async def test_idempotent_replay_returns_the_same_prediction_and_runs_the_model_once(
+    live_app: FastAPI, live_world: World
+) -> None:
+    _, dev, deployment = await running_deployment(live_world)
+    headers = {"Idempotency-Key": "order-42"}
+    first = await dev.client.post(predict_url(deployment), json={"input": "same"}, headers=headers)
+    assert first.status_code == 200
+    calls = mock_calls(live_app)
+    for extra in ({}, {"Async-Mode": "true"}):
+        again = await dev.client.post(
+            predict_url(deployment), json={"input": "same"}, headers={**headers, **extra}
+        )
+        assert again.status_code == 200
+        assert again.json() == first.json()
+    assert mock_calls(live_app) == calls == 1
+    other = await dev.client.post(predict_url(deployment), json={"input": "other"}, headers=headers)
+    assert_error(other, 409, "idempotency_key_reused")
+
+
+async def test_replay_while_still_running_gives_the_202_body(live_world: World) -> None:
+    _, dev, deployment = await running_deployment(live_world)
+    headers = {"Idempotency-Key": "k", "Async-Mode": "true"}
+    first = await dev.client.post(predict_url(deployment), json={"input": "a"}, headers=headers)
+    again = await dev.client.post(predict_url(deployment), json={"input": "a"}, headers=headers)
+    assert again.status_code == 202
+    assert again.json() == first.json()
+
+
+async def test_idempotency_keys_are_scoped_to_caller_and_deployment(live_world: World) -> None:
+    org, dev, deployment = await running_deployment(live_world)
+    other_dev = await live_world.user()
+    await live_world.add_member(org, other_dev)
+    headers = {"Idempotency-Key": "shared", "Async-Mode": "true"}
+    mine = await dev.client.post(predict_url(deployment), json={"input": "a"}, headers=headers)
+    theirs = await other_dev.client.post(
+        predict_url(deployment), json={"input": "b"}, headers=headers
+    )
+    assert theirs.status_code == 202
+    assert theirs.json()["prediction_id"] != mine.json()["prediction_id"]
+
+
+async def test_concurrent_duplicates_with_one_key_create_one_prediction(
+    live_app: FastAPI, live_world: World
+) -> None:
+    _, dev, deployment = await running_deployment(live_world)
+    headers = {"Idempotency-Key": "burst", "Async-Mode": "true"}
+    responses = await asyncio.gather(
+        *(
+            dev.client.post(predict_url(deployment), json={"input": "x"}, headers=headers)
+            for _ in range(8)
+        )
+    )
+    assert {r.status_code for r in responses} <= {200, 202}
+    assert len({r.json()["prediction_id"] for r in responses}) == 1
+    listed = await dev.client.get(f"/api/v1/deployments/{deployment['id']}/predictions")
+    assert len(listed.json()) == 1
+
+
+async def test_ending_a_deployment_fails_its_unfinished_predictions(
+    app_factory: AppFactory, client_factory: ClientFactory, app: FastAPI
+) -> None:
+    slow = app_factory(worker_in_process=True, mock_delay_min=30, mock_delay_max=30)
+    async with LifespanManager(slow):
+        world = World(lambda: client_factory(slow))
+        _, dev, deployment = await running_deployment(world)
+        accepted = await dev.client.post(
+            predict_url(deployment), json={"input": "x"}, headers={"Async-Mode": "true"}
+        )
+        await dev.client.post(f"/api/v1/deployments/{deployment['id']}/complete")
+        done = await poll(dev.client, accepted.json()["prediction_id"])
+    assert done["status"] == "failed"
+    assert done["error"] == "deployment ended"
+
+
+async def test_predictions_list_filters_and_pages(live_world: World) -> None:
+    _, dev, deployment = await running_deployment(live_world)
+    ids = []
+    for text in ("a", "b", "c"):
+        response = await dev.client.post(predict_url(deployment), json={"input": text})
+        ids.append(response.json()["prediction_id"])
+    base = f"/api/v1/deployments/{deployment['id']}/predictions"
+    listed = await dev.client.get(f"{base}?status=completed&limit=2")
+    assert [p["prediction_id"] for p in listed.json()] == ids[:2]
+    assert listed.headers["X-Total-Count"] == "3"
+    assert (await dev.client.get(f"{base}?status=failed")).json() == []
+
+
+async def test_model_catalog(live_world: World) -> None:
+    _, dev, _ = await running_deployment(live_world)
+    models = {m["name"]: m for m in (await dev.client.get("/api/v1/models")).json()}
+    assert set(models) == {"mock", "distilbert-sst2", "gemma3:1b"}
+    assert models["mock"]["available"] is True
+    for model in models.values():
+        assert set(model) == {"name", "runtime", "task", "description", "available", "detail"}
+        assert model["available"] or model["detail"]
+
+
+async def test_prediction_metrics_move(live_world: World) -> None:
+    _, dev, deployment = await running_deployment(live_world)
+
+    def completed(text: str) -> float:
+        prefix = 'mlops_predictions_total{model="mock",status="completed"}'
+        return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix))
+
+    before = completed((await dev.client.get("/metrics")).text)
+    await dev.client.post(predict_url(deployment), json={"input": "x"})
+    text = (await dev.client.get("/metrics")).text
+    assert completed(text) == before + 1
+    assert 'mlops_prediction_duration_seconds_count{model="mock"}' in text
+    assert "mlops_prediction_queue_depth" in text
