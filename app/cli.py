@@ -42,7 +42,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
 async def _work(settings: Settings) -> None:
     """A standalone worker: claims predictions from the shared database until SIGTERM/SIGINT,
     then hands its unfinished ones back."""
-    engine = create_engine(settings.database_url)
+    engine = create_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
     notifier = Notifier(settings.database_url)
     worker = Worker(settings, create_sessionmaker(engine), notifier)
     stopping = asyncio.Event()

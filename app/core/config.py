@@ -30,6 +30,8 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "production", "test"] = "development"
     database_url: str = DEFAULT_DATABASE_URL
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
     secret_key: str = DEV_SECRET_KEY
 
     session_cookie_name: str = "session"

@@ -39,7 +39,9 @@ def _begin_immediate(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
+    """Each process holds at most `pool_size + max_overflow` connections (DB_POOL_SIZE and
+    DB_MAX_OVERFLOW): keep processes x that under PostgreSQL's max_connections."""
     url = normalize_database_url(url)
     if url.startswith("sqlite"):
         ensure_sqlite_directory(url)
@@ -48,7 +50,7 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         event.listen(engine.sync_engine, "begin", _begin_immediate)
         return engine
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
+        url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=False
     )
 
 

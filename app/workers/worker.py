@@ -27,6 +27,7 @@ MAX_IN_FLIGHT = 5000  # mock predictions are waits: thousands share one event lo
 POLL_SECONDS = 0.5
 RELEASE_SECONDS = 2.0
 FINISH_BATCH = 200
+FLUSH_ATTEMPTS = 5
 
 Outcome = tuple[uuid.UUID, dict[str, Any] | None, str | None]
 
@@ -71,9 +72,10 @@ class Worker:
                 claimed = await queue.claim(
                     self.sessions, self.id, wanted, self.settings.prediction_lease_seconds
                 )
-            except (SQLAlchemyError, OSError):
+            except Exception:  # the loop must outlive any one failure, or the worker goes idle
                 logger.exception("claiming predictions failed; retrying")
                 claimed = []
+                await asyncio.sleep(POLL_SECONDS)
             for item in claimed:
                 task = asyncio.create_task(self._execute(item))
                 self._in_flight.add(task)
@@ -109,13 +111,14 @@ class Worker:
             await self._flush([first, *self._drain()])
 
     async def _flush(self, outcomes: list[Outcome]) -> None:
-        while outcomes:
+        for attempt in range(1, FLUSH_ATTEMPTS + 1):
             try:
                 await queue.finish(self.sessions, self.id, outcomes)
                 return
-            except (SQLAlchemyError, OSError):
-                logger.exception("recording outcomes failed; retrying")
-                await asyncio.sleep(1)
+            except Exception:  # retry: losing outcomes would rerun the models
+                logger.exception("recording outcomes failed", extra={"attempt": attempt})
+                await asyncio.sleep(attempt)
+        # Given up: the rows' leases lapse and recovery requeues them once, then fails them.
 
     async def _renew(self) -> None:
         await queue.renew_leases(self.sessions, self.id, self.settings.prediction_lease_seconds)
@@ -135,5 +138,5 @@ class Worker:
             await asyncio.sleep(seconds)
             try:
                 await job()
-            except (SQLAlchemyError, OSError):
+            except Exception:  # a failed round is retried on the next tick
                 logger.exception("periodic worker job failed", extra={"job": job.__name__})
