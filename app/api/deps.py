@@ -106,7 +106,7 @@ OrgForAdmin = Annotated[Scoped[Organization], Depends(org_access(Role.admin))]
 
 async def page_params(
     limit: Annotated[int, Query(ge=1, le=200, description="Page size (1-200).")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Rows to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="Rows to skip.")] = 0,
 ) -> Page:
     return Page(limit=limit, offset=offset)
 

@@ -53,6 +53,11 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400:
+        # FastAPI's answer to a body it cannot decode (not UTF-8, say): a validation error here.
+        message = "The request body could not be decoded."
+        fields = [{"field": "body", "message": message}]
+        return error_response(422, "validation_error", message, fields=fields)
     code, message = _HTTP_CODES.get(exc.status_code, ("http_error", "The request failed."))
     return error_response(exc.status_code, code, message, headers=exc.headers)
 

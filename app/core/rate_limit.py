@@ -30,18 +30,25 @@ def rate_limit_scope(scope: str) -> Callable[[F], F]:
     return mark
 
 
-def rate_limit_key(request: Request) -> str:
-    """Synchronous on purpose: slowapi never awaits an async key function (so it never limits)."""
-    user_id = getattr(request.state, "user_id", None)
-    if user_id is not None:
-        return f"user:{user_id}"
+def address_key(request: Request) -> str:
     client = request.client
     return f"addr:{client.host if client else 'unknown'}"
 
 
+def rate_limit_key(request: Request) -> str:
+    """Synchronous on purpose: slowapi never awaits an async key function (so it never limits)."""
+    user_id = getattr(request.state, "user_id", None)
+    return f"user:{user_id}" if user_id is not None else address_key(request)
+
+
 # slowapi calls `inspect.signature(key_func)` for every limit on every request; a precomputed
 # `__signature__` makes that a lookup instead of a rebuild.
-rate_limit_key.__signature__ = inspect.signature(rate_limit_key)  # type: ignore[attr-defined]
+for _key_func in (address_key, rate_limit_key):
+    _key_func.__signature__ = inspect.signature(_key_func)  # type: ignore[attr-defined]
+
+# Login guesses are limited by address whoever is signed in: keyed by user, every account an
+# attacker registers would bring a fresh budget of guesses at other people's passwords.
+_KEY_FUNCS = {"login": address_key}
 
 
 class RateLimits:
@@ -78,7 +85,7 @@ class RateLimits:
         check.__name__ = check.__qualname__ = f"scope_{scope}"
         check.__module__ = __name__
         decorated: Callable[..., Awaitable[None]] = self.limiter.limit(
-            limit, override_defaults=override
+            limit, key_func=_KEY_FUNCS.get(scope), override_defaults=override
         )(check)
         return decorated
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from app.runtimes.base import Runtime
+from app.runtimes.base import Runtime, RuntimeFailure
 
 _Item = tuple[str, asyncio.Future[dict[str, Any]]]
 
@@ -52,6 +52,11 @@ class MicroBatcher:
     async def _run_batch(self, batch: list[_Item]) -> None:
         try:
             outputs = await self.runtime.predict_batch([text for text, _ in batch])
+        except asyncio.CancelledError:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(RuntimeFailure("the model was unloaded"))
+            raise
         except Exception as exc:  # the runtime's failure belongs to every caller in the batch
             for _, future in batch:
                 if not future.done():
@@ -62,8 +67,13 @@ class MicroBatcher:
                 future.set_result(output)
 
     async def close(self) -> None:
+        """Stop batching; whoever still waits gets a failure instead of waiting forever."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        while not self._queue.empty():
+            _, future = self._queue.get_nowait()
+            if not future.done():
+                future.set_exception(RuntimeFailure("the model was unloaded"))

@@ -9,6 +9,7 @@ import ollama
 from app.runtimes.base import Health, RuntimeFailure
 
 SUMMARY_LIMIT = 1500
+HEALTH_TIMEOUT = 3.0
 # About four characters a token: enough room for a full summary, never a runaway generation.
 MAX_TOKENS = 400
 PROMPT = (
@@ -36,7 +37,7 @@ class OllamaRuntime:
     batchable = False
 
     def __init__(self, host: str, model: str, timeout: float) -> None:
-        self.host, self.model = host, model
+        self.host, self.model, self.timeout = host, model, timeout
         self._client = ollama.AsyncClient(host=host, timeout=timeout)
 
     async def load(self) -> None:
@@ -61,11 +62,13 @@ class OllamaRuntime:
         return clamp_summary(response.response or "")
 
     async def unload(self) -> None:
-        return None
+        await self._client.close()  # type: ignore[no-untyped-call]
 
     async def health(self) -> Health:
+        # A short timeout of its own: a host that drops packets must not stall GET /models.
         try:
-            listed = await self._client.list()
+            async with ollama.AsyncClient(host=self.host, timeout=HEALTH_TIMEOUT) as client:
+                listed = await client.list()
         except (ConnectionError, httpx.HTTPError, ollama.ResponseError) as exc:
             return Health(False, f"Ollama server unreachable at {self.host} ({type(exc).__name__})")
         names = {m.model for m in listed.models if m.model}

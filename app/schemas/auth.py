@@ -5,7 +5,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from app.models.organization import Role
-from app.schemas.common import RequestBody
+from app.schemas.common import RequestBody, Text
 
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,32}$")]
 Password = Annotated[str, Field(min_length=8, max_length=128)]
@@ -27,7 +27,7 @@ class RegisterIn(RequestBody):
 
 class LoginIn(RequestBody):
     # Login does not re-validate the format: any wrong input is just invalid credentials.
-    username: Annotated[str, Field(max_length=256)]
+    username: Annotated[Text, Field(max_length=256)]
     password: Annotated[str, Field(max_length=1024)]
 
     model_config = ConfigDict(

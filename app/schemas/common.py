@@ -3,7 +3,14 @@
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -21,10 +28,38 @@ Name = Annotated[
 ]
 
 
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+# Free text that is stored or queried: everything but NUL, which PostgreSQL text cannot hold.
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
+
+
 class RequestBody(BaseModel):
-    """Request bodies reject unknown keys: a typo must not be silently ignored."""
+    """Request bodies reject unknown keys (a typo must not be silently ignored) and strings that
+    are not valid Unicode (a lone surrogate escape), which no database could store."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_lone_surrogates(cls, data: Any) -> Any:
+        if _has_lone_surrogate(data):
+            raise ValueError("strings must be valid Unicode (no lone surrogates)")
+        return data
 
 
 class FieldError(BaseModel):

@@ -1,10 +1,11 @@
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from app.models.organization import Role
-from app.schemas.common import Name, RequestBody
+from app.schemas.common import Name, RequestBody, Text
 
 _ORG_EXAMPLE: dict[str, JsonValue] = {
     "id": "5c1f2f4e-2a7b-4f8e-bb51-0d7f4c5e9a10",
@@ -22,7 +23,7 @@ class OrganizationIn(RequestBody):
 
 
 class JoinIn(RequestBody):
-    invite_code: str
+    invite_code: Annotated[Text, Field(max_length=256)]
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"invite_code": "Qm9vbGVhbi1pbnZpdGUtY29kZQ"}]}

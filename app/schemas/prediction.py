@@ -5,11 +5,11 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.models.prediction import PredictionStatus
-from app.schemas.common import RequestBody
+from app.schemas.common import RequestBody, Text
 
 
 class PredictIn(RequestBody):
-    input: Annotated[str, Field(min_length=1, max_length=100_000)]
+    input: Annotated[Text, Field(min_length=1, max_length=100_000)]
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"input": "The movie was a delight from start to end."}]}

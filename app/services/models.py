@@ -21,7 +21,12 @@ class ModelStatus:
 
 async def catalog(settings: Settings) -> list[ModelStatus]:
     specs = list(MODELS.values())
-    healths = await asyncio.gather(*(build_runtime(s.name, settings).health() for s in specs))
+    runtimes = [build_runtime(s.name, settings) for s in specs]
+    try:
+        healths = await asyncio.gather(*(runtime.health() for runtime in runtimes))
+    finally:
+        for runtime in runtimes:
+            await runtime.unload()  # nothing was loaded; this closes their clients
     return [
         ModelStatus(s.name, s.runtime, s.task, s.description, h.available, h.detail)
         for s, h in zip(specs, healths, strict=True)

@@ -53,7 +53,11 @@ async def submit(
         existing = await _replay(db, user_id, deployment_id, idempotency_key, text_input)
         if existing is not None:
             return Submitted(existing, replayed=True)
-    status = await db.scalar(select(Deployment.status).where(Deployment.id == deployment_id))
+    # FOR SHARE: a complete or cancel (which updates this row) waits for this insert to commit,
+    # then fails the new prediction with the others; or it went first and we see it has ended.
+    status = await db.scalar(
+        select(Deployment.status).where(Deployment.id == deployment_id).with_for_update(read=True)
+    )
     if status != DeploymentStatus.running:
         raise Conflict(
             "deployment_not_running", f"The deployment is {status}; predictions need it running."

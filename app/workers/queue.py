@@ -78,14 +78,14 @@ async def claim(sessions: Sessions, worker_id: str, limit: int, lease: float) ->
 async def finish(
     sessions: Sessions,
     worker_id: str,
-    outcomes: list[tuple[uuid.UUID, dict[str, Any] | None, str | None]],
+    outcomes: list[tuple[uuid.UUID, str, dict[str, Any] | None, str | None]],
 ) -> list[uuid.UUID]:
     """Record (id, output, error) outcomes; returns the ids this worker still owned. A row that
     was failed meanwhile (its deployment ended) or taken over after a lost lease is left alone."""
     now = utcnow()
     recorded: list[uuid.UUID] = []
     async with sessions() as db:
-        for prediction_id, output, error in outcomes:
+        for prediction_id, _model, output, error in outcomes:
             result = await db.execute(
                 update(Prediction)
                 .where(

@@ -20,6 +20,7 @@ class RuntimePool:
         self.runtimes: dict[str, Runtime] = {}
         self._batchers: dict[str, MicroBatcher] = {}
         self._users: dict[str, set[uuid.UUID]] = {}
+        self._busy: dict[str, int] = {}  # calls in progress per model: never unload under them
         self._lock = asyncio.Lock()
 
     async def _acquire(self, model: str, deployment_id: uuid.UUID) -> Runtime:
@@ -36,6 +37,13 @@ class RuntimePool:
         return runtime
 
     async def run(self, model: str, deployment_id: uuid.UUID, text: str) -> dict[str, Any]:
+        self._busy[model] = self._busy.get(model, 0) + 1
+        try:
+            return await self._run(model, deployment_id, text)
+        finally:
+            self._busy[model] -= 1
+
+    async def _run(self, model: str, deployment_id: uuid.UUID, text: str) -> dict[str, Any]:
         runtime = await self._acquire(model, deployment_id)
         if runtime.batchable:
             batcher = self._batchers.get(model)
@@ -49,10 +57,13 @@ class RuntimePool:
     def deployment_ids(self) -> list[uuid.UUID]:
         return sorted({d for users in self._users.values() for d in users}, key=str)
 
-    async def release_stopped(self, still_running: set[uuid.UUID]) -> None:
+    async def release_stopped(self, asked: set[uuid.UUID], still_running: set[uuid.UUID]) -> None:
+        """Forget the deployments of `asked` that no longer run (one that started using a model
+        while the database was being asked is kept), then unload models nobody uses or calls."""
+        stopped = asked - still_running
         for model in list(self._users):
-            self._users[model] &= still_running
-            if self._users[model]:
+            self._users[model] -= stopped
+            if self._users[model] or self._busy.get(model, 0):
                 continue
             del self._users[model]
             await self._unload(model)

@@ -27,9 +27,8 @@ MAX_IN_FLIGHT = 5000  # mock predictions are waits: thousands share one event lo
 POLL_SECONDS = 0.5
 RELEASE_SECONDS = 2.0
 FINISH_BATCH = 200
-FLUSH_ATTEMPTS = 5
 
-Outcome = tuple[uuid.UUID, dict[str, Any] | None, str | None]
+Outcome = tuple[uuid.UUID, str, dict[str, Any] | None, str | None]  # id, model, output, error
 
 
 class Worker:
@@ -61,7 +60,8 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         with contextlib.suppress(SQLAlchemyError, OSError):
-            await self._flush(self._drain())
+            while not self._outcomes.empty():
+                await queue.finish(self.sessions, self.id, self._drain())
             await queue.release_own(self.sessions, self.id)
         await self.pool.close()
 
@@ -95,8 +95,7 @@ class Worker:
             logger.exception("model call failed", extra={"prediction_id": str(item.id)})
             error = "the model failed unexpectedly"
         PREDICTION_DURATION.labels(item.model).observe(time.perf_counter() - started)
-        PREDICTIONS.labels(item.model, "completed" if error is None else "failed").inc()
-        self._outcomes.put_nowait((item.id, output, error))
+        self._outcomes.put_nowait((item.id, item.model, output, error))
 
     def _drain(self) -> list[Outcome]:
         drained: list[Outcome] = []
@@ -111,14 +110,20 @@ class Worker:
             await self._flush([first, *self._drain()])
 
     async def _flush(self, outcomes: list[Outcome]) -> None:
-        for attempt in range(1, FLUSH_ATTEMPTS + 1):
+        """Record outcomes, retrying until the database takes them: dropping them would leave the
+        rows running (this worker keeps renewing their leases) or rerun their models."""
+        pause = 0.5
+        while True:
             try:
-                await queue.finish(self.sessions, self.id, outcomes)
-                return
-            except Exception:  # retry: losing outcomes would rerun the models
-                logger.exception("recording outcomes failed", extra={"attempt": attempt})
-                await asyncio.sleep(attempt)
-        # Given up: the rows' leases lapse and recovery requeues them once, then fails them.
+                recorded = set(await queue.finish(self.sessions, self.id, outcomes))
+                break
+            except Exception:
+                logger.exception("recording outcomes failed; retrying")
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30)
+        for prediction_id, model, _, error in outcomes:
+            if prediction_id in recorded:  # not those failed meanwhile (deployment ended)
+                PREDICTIONS.labels(model, "completed" if error is None else "failed").inc()
 
     async def _renew(self) -> None:
         await queue.renew_leases(self.sessions, self.id, self.settings.prediction_lease_seconds)
@@ -130,7 +135,8 @@ class Worker:
     async def _release(self) -> None:
         ids = self.pool.deployment_ids()
         if ids:
-            await self.pool.release_stopped(await queue.running_deployments(self.sessions, ids))
+            running = await queue.running_deployments(self.sessions, ids)
+            await self.pool.release_stopped(set(ids), running)
 
     @staticmethod
     async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:

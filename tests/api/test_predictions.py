@@ -258,3 +258,9 @@ async def test_prediction_metrics_move(live_world: World) -> None:
     assert completed(text) == before + 1
     assert 'mlops_prediction_duration_seconds_count{model="mock"}' in text
     assert "mlops_prediction_queue_depth" in text
+
+
+async def test_nul_in_prediction_input_is_422(live_world: World) -> None:
+    _, dev, deployment = await running_deployment(live_world)
+    response = await dev.client.post(predict_url(deployment), json={"input": "a\x00b"})
+    assert assert_error(response, 422, "validation_error")["fields"][0]["field"] == "input"

@@ -153,3 +153,15 @@ async def test_unreachable_redis_degrades_to_memory_without_errors(
         json={"username": "ada", "email": "ada@example.com", "password": PASSWORD},
     )
     assert registered.status_code == 201
+
+
+async def test_login_guesses_are_limited_by_address_even_when_signed_in(
+    app_factory: AppFactory, client_factory: ClientFactory
+) -> None:
+    app = app_factory(rate_limit_enabled=True, rate_limit_login="3/minute")
+    world = World(lambda: client_factory(app))
+    signed_in = await world.user()  # its own login used one guess of this address's budget
+    for _ in range(2):
+        assert_error(await bad_login(signed_in.client), 401, "invalid_credentials")
+    # A session (say, of an account made for the purpose) does not buy a fresh budget.
+    assert_error(await bad_login(signed_in.client), 429, "rate_limited")

@@ -88,3 +88,32 @@ async def test_join_body_is_validated(world: World) -> None:
     user = await world.user()
     response = await user.client.post("/api/v1/organizations/join", json={"code": "x"})
     assert "invite_code" in field_names(response)
+
+
+async def test_nul_characters_are_rejected_not_stored(world: World) -> None:
+    user = await world.user()
+    login = await user.client.post(
+        "/api/v1/auth/login", json={"username": "ad\x00a", "password": "whatever1"}
+    )
+    assert "username" in field_names(login)
+    join = await user.client.post("/api/v1/organizations/join", json={"invite_code": "a\x00b"})
+    assert "invite_code" in field_names(join)
+
+
+async def test_lone_surrogates_and_undecodable_bodies_are_422(client: httpx.AsyncClient) -> None:
+    surrogate = b'{"username": "ada", "email": "a@example.com", "password": "pass\\ud800word"}'
+    response = await client.post(
+        "/api/v1/auth/register", content=surrogate, headers={"Content-Type": "application/json"}
+    )
+    assert field_names(response)
+    latin1 = '{"username": "adé", "password": "x"}'.encode("latin-1")
+    undecodable = await client.post(
+        "/api/v1/auth/login", content=latin1, headers={"Content-Type": "application/json"}
+    )
+    assert field_names(undecodable) == {"body"}
+
+
+async def test_absurd_offsets_are_422(world: World) -> None:
+    user = await world.user()
+    response = await user.client.get("/api/v1/organizations?offset=9223372036854775808")
+    assert field_names(response) == {"offset"}
