@@ -79,13 +79,25 @@ class Deployment(UUIDPrimaryKey, CreatedAt, Base):
             postgresql_where=text("status = 'pending' AND unmet_dependencies = 0"),
             sqlite_where=text("status = 'pending' AND unmet_dependencies = 0"),
         ),
-        # Running deployments of a cluster by priority: preemption candidates are a prefix.
+        # Running deployments of a cluster by priority: preemption candidates are a prefix, and
+        # read lowest first in reverse reprieve order (started_at, id descending) it is the order
+        # in which `placement` reads the tail of them, a page at a time.
         Index(
             "ix_deployments_running",
             "cluster_id",
             "priority",
+            text("started_at DESC"),
+            text("id DESC"),
             postgresql_where=text("status = 'running'"),
             sqlite_where=text("status = 'running'"),
+        ),
+        # Pending deployments still waiting for dependencies: few, and counted to rank a deployment
+        # deep in the queue from its end (`pending_count` - these - the queue behind it).
+        Index(
+            "ix_deployments_waiting",
+            "cluster_id",
+            postgresql_where=text("status = 'pending' AND unmet_dependencies > 0"),
+            sqlite_where=text("status = 'pending' AND unmet_dependencies > 0"),
         ),
         Index("ix_deployments_cluster_listing", "cluster_id", "created_at", "id"),
         Index("ix_deployments_org_listing", "organization_id", "created_at", "id"),

@@ -92,17 +92,24 @@ class SchedulingPass:
         self._horizon: _Key | None = None  # the walk must not pass it before fetching more
         self._rescan = False  # an eviction happened: look behind the cursor for what now fits
         self._fits: FitIndex | None = None  # built on the first rescan, kept in step after
-        self._insert([requeued(r) for r in running], _RUNNING)
+        # Where evicted deployments go back in the queue. A full pass, whose queue may hold a whole
+        # backlog, places every running one up front (as running): an eviction then only flips
+        # its state, and positions and the FitIndex stay put. An incremental pass queues only
+        # fetched pages, re-sorted at every fetch anyway, and most running deployments are never
+        # touched: there a victim is merged in when evicted, and nothing is built for the others.
+        self._lazy_running = fetch is not None
+        if not self._lazy_running:
+            self._insert([requeued(r) for r in running], _RUNNING)
 
     def add(self, pending: Iterable[PendingDeployment]) -> None:
         """Hand pending deployments to the pass; those larger than the cluster fail at once."""
         position, failed = self._position, self.decision.failed
-        cap = self.capacity
+        cap, running, lazy = self.capacity, self.running, self._lazy_running
         track = self._fetch is not None
         fresh: list[PendingDeployment] = []
         for item in pending:
             key = item.id.int  # int keys: UUID hashing is Python code, int hashing is not
-            if key in position:
+            if key in position or (lazy and item.id in running):
                 raise ValueError(f"deployment {item.id} given to the pass twice")
             position[key] = -1
             if track:
@@ -175,16 +182,23 @@ class SchedulingPass:
         victims = self.strategy.select_victims(item, self.running, self.available)
         if not victims:
             return False
+        requeue: list[PendingDeployment] = []
         for victim in victims:
             if victim.priority >= item.priority:
                 raise ValueError(f"strategy {self.strategy.name!r} chose a victim of equal rank")
             self.running.remove(victim.id)
             self.available = self.available + victim.resources
-            self._set_state(self._position[victim.id.int], _PENDING)
+            known = self._position.get(victim.id.int)
+            if known is None:  # running since before the pass, in an incremental pass
+                requeue.append(requeued(victim))
+            else:
+                self._set_state(known, _PENDING)
             self.decision.evicted.append(Eviction(victim.id, item.id))
         if not item.resources.fits_in(self.available):
             raise ValueError(f"strategy {self.strategy.name!r} chose too few victims")
-        self._start(position)
+        # Victims rank below the preemptor: they land after the cursor, which stays on it.
+        self._insert(requeue, _PENDING)
+        self._start(self._cursor)
         self._rescan = True
         return True
 

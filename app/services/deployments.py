@@ -4,11 +4,26 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
-from app.core.errors import Conflict, Forbidden, Unprocessable
+from app.core.errors import Conflict, Forbidden, Unprocessable, not_found
 from app.db.base import utcnow
 from app.models.cluster import Cluster
 from app.models.deployment import (
@@ -22,7 +37,13 @@ from app.models.organization import Role
 from app.runtimes.catalog import is_known_model
 from app.scheduling import PendingDeployment, Resources
 from app.services import placement
-from app.services.locks import lock_cluster, lock_clusters, lock_organization
+from app.services.locks import (
+    COUNT_NEW,
+    lock_cluster_for_new_deployment,
+    lock_clusters,
+    lock_organization,
+    refresh_locked,
+)
 from app.services.pagination import Page, paginate
 from app.services.tenancy import Scoped, parse_id
 
@@ -84,21 +105,62 @@ async def create(
             "validation_error", "A deployment must request some resources.", field="resources"
         )
     dependency_ids = _dependency_ids(new.depends_on)
+    if not dependency_ids:
+        return await _create_ready(db, access.row, user_id, new)
     org_id = access.row.organization_id
-    if dependency_ids:
-        await lock_organization(db, org_id)
-    cluster = await lock_cluster(db, access.row.id)
+    await lock_organization(db, org_id)
+    cluster = await lock_cluster_for_new_deployment(db, access.row)  # counts it as pending
+    _check_capacity(new, cluster)
+    statuses = await _dependency_statuses(db, org_id, dependency_ids)
+    now = utcnow()
+    unmet = sum(s != DeploymentStatus.completed for s in statuses)
+    deployment = _new_deployment(cluster, user_id, new, unmet, now)
+    db.add(deployment)
+    db.add_all(
+        DeploymentDependency(deployment_id=deployment.id, depends_on_id=dep, position=i)
+        for i, dep in enumerate(dependency_ids)
+    )
+    placement.record(db.sync_session, deployment.id, "created", now)
+    if any(s in (DeploymentStatus.failed, DeploymentStatus.cancelled) for s in statuses):
+        await db.flush()
+        await db.run_sync(placement.fail, [deployment.id], "dependency_failed", now)
+        await db.refresh(deployment)
+    elif deployment.unmet_dependencies == 0:
+        await db.run_sync(placement.place_newcomer, cluster, deployment, now)
+    await db.commit()
+    return await _view_of_new(db, deployment, dependency_ids)
+
+
+async def _create_ready(
+    db: AsyncSession, cluster: Cluster, user_id: uuid.UUID, new: NewDeployment
+) -> DeploymentView:
+    """A deployment without dependencies: counted, inserted with its `created` event and the
+    cluster locked in one statement (`_insert_ready`), then placed. Its `created_at` is therefore
+    read before the lock is granted; what placement does (`started_at`, events) is stamped after."""
+    deployment = _new_deployment(cluster, user_id, new, 0, utcnow())
+    cluster = await _insert_ready(db, cluster, deployment)
+    _check_capacity(new, cluster)  # raising rolls the insert back
+    await db.run_sync(placement.place_newcomer, cluster, deployment, utcnow())
+    await db.commit()
+    return await _view_of_new(db, deployment, [])
+
+
+def _check_capacity(new: NewDeployment, cluster: Cluster) -> None:
     if not new.resources.fits_in(cluster.capacity):
         raise Unprocessable(
             "exceeds_cluster_capacity",
             "The request is larger than the cluster's capacity; it could never run.",
             field="resources",
         )
-    statuses = await _dependency_statuses(db, org_id, dependency_ids)
-    now = utcnow()
-    deployment = Deployment(
+
+
+def _new_deployment(
+    cluster: Cluster, user_id: uuid.UUID, new: NewDeployment, unmet: int, now: datetime
+) -> Deployment:
+    """Every column set, none left to a default: `_insert_ready` inserts it by its values."""
+    return Deployment(
         id=uuid.uuid4(),
-        organization_id=org_id,
+        organization_id=cluster.organization_id,
         cluster_id=cluster.id,
         name=new.name,
         model=new.model,
@@ -108,29 +170,89 @@ async def create(
         priority=new.priority,
         preemption_policy=new.preemption_policy,
         status=PENDING,
-        unmet_dependencies=sum(s != DeploymentStatus.completed for s in statuses),
+        status_reason=None,
+        unmet_dependencies=unmet,
         preemption_count=0,
         created_by=user_id,
+        started_at=None,
+        finished_at=None,
         created_at=now,
     )
+
+
+_DEPLOYMENT_COLUMNS = list(Deployment.__table__.columns)
+_CREATED_EVENT = {"event_type": "created", "event_detail": {}}
+
+
+def _insert_ready_statement() -> Select[*tuple[Any, ...]]:
+    """PostgreSQL: lock and count (`locks.COUNT_NEW`), insert the deployment and its `created`
+    event, in one statement. The inserts read the UPDATE's row, so they run after it has the
+    lock, and insert nothing if the cluster is gone."""
+    locked = COUNT_NEW.cte("locked")
+    deployment = (
+        insert(Deployment)
+        .from_select(
+            [c.key for c in _DEPLOYMENT_COLUMNS],
+            select(
+                *(bindparam(f"new_{c.key}", type_=c.type) for c in _DEPLOYMENT_COLUMNS)
+            ).select_from(locked),
+        )
+        .returning(Deployment.id, Deployment.created_at)
+        .cte("inserted")
+    )
+    event = DeploymentEvent.__table__.c
+    created = (
+        insert(DeploymentEvent)
+        .from_select(
+            ["deployment_id", "at", "type", "detail"],
+            select(
+                deployment.c.id,
+                deployment.c.created_at,
+                bindparam("event_type", type_=event.type.type),
+                bindparam("event_detail", type_=event.detail.type),
+            ),
+        )
+        .cte("created")
+    )
+    return select(*locked.c).add_cte(deployment, created)
+
+
+_INSERT_READY = _insert_ready_statement()
+
+
+async def _insert_ready(db: AsyncSession, cluster: Cluster, deployment: Deployment) -> Cluster:
+    """Lock `cluster` counting `deployment` as pending, insert it and its `created` event: one
+    statement on PostgreSQL, three on SQLite (same order). `cluster` is refreshed in place as by
+    `lock_cluster_for_new_deployment`; `deployment` joins the session as persistent and clean, so
+    only what placement changes is flushed."""
+    conn = await db.connection()
+    values = {c.key: getattr(deployment, c.key) for c in _DEPLOYMENT_COLUMNS}
+    if conn.dialect.name == "postgresql":
+        # Prefixed: a parameter named like a column of clusters would join the UPDATE's SET.
+        params = {f"new_{key}": value for key, value in values.items()}
+        params |= {"cluster_id": cluster.id} | _CREATED_EVENT
+        row = (await conn.execute(_INSERT_READY, params)).one_or_none()
+        if row is None:
+            raise not_found("cluster")
+        refresh_locked(cluster, row)
+    else:
+        await lock_cluster_for_new_deployment(db, cluster)
+        await conn.execute(insert(Deployment), [values])
+        created = {"deployment_id": deployment.id, "at": deployment.created_at, "type": "created"}
+        await conn.execute(insert(DeploymentEvent), [created | {"detail": {}}])
+    make_transient_to_detached(deployment)
     db.add(deployment)
-    db.add_all(
-        DeploymentDependency(deployment_id=deployment.id, depends_on_id=dep, position=i)
-        for i, dep in enumerate(dependency_ids)
-    )
-    placement.record(db.sync_session, deployment.id, "created", now)
-    cluster.pending_count += 1
-    dependency_failed = any(
-        s in (DeploymentStatus.failed, DeploymentStatus.cancelled) for s in statuses
-    )
-    if dependency_failed:
-        await db.flush()
-        await db.run_sync(placement.fail, [deployment.id], "dependency_failed", now)
-        await db.refresh(deployment)
-    elif deployment.unmet_dependencies == 0:
-        await db.run_sync(placement.place_newcomer, cluster, deployment, now)
-    await db.commit()
-    return (await views(db, [deployment]))[0]
+    return cluster
+
+
+async def _view_of_new(
+    db: AsyncSession, deployment: Deployment, dependency_ids: list[uuid.UUID]
+) -> DeploymentView:
+    """Its dependencies are known; only a queued newcomer has a queue position to look up."""
+    position = None
+    if deployment.status == PENDING and deployment.unmet_dependencies == 0:
+        position = await _queue_position(db, deployment)
+    return DeploymentView(deployment, dependency_ids, position)
 
 
 async def _dependency_statuses(
@@ -278,6 +400,75 @@ async def views(db: AsyncSession, deployments: Sequence[Deployment]) -> list[Dep
         db, [d for d in deployments if d.status == PENDING and d.unmet_dependencies == 0]
     )
     return [DeploymentView(d, depends.get(d.id, []), positions.get(d.id)) for d in deployments]
+
+
+# Counting more rows ahead than this, a deployment is ranked from the end of the queue instead.
+_RANK_CAP = 64
+
+
+def _rank_of_one() -> Select[int]:
+    """The queue position of one deployment in one statement, counting at most `_RANK_CAP` rows
+    ahead of it (a prefix of the queue index, in its order). When there are that many, it ranks
+    from the end instead: the cluster's `pending_count` (kept exact by every transaction that
+    changes a status, and read in the same snapshot), minus those waiting for dependencies (their
+    own small index), minus the queue behind it (range scans), minus itself if still queued.
+    Either way a few index entries for a deployment near either end of a queue of thousands."""
+    cluster = bindparam("cluster_id", type_=Deployment.cluster_id.type)
+    priority = bindparam("priority", type_=Deployment.priority.type)
+    row_id = bindparam("id", type_=Deployment.id.type)
+    key = tuple_(bindparam("created_at", type_=Deployment.created_at.type), row_id)
+    row_key = tuple_(Deployment.created_at, Deployment.id)
+    queue = (
+        Deployment.cluster_id == cluster,
+        Deployment.status == PENDING,
+        Deployment.unmet_dependencies == 0,
+    )
+
+    def count(*where: ColumnElement[bool]) -> ScalarSelect[int]:
+        return select(func.count()).select_from(Deployment).where(*where).scalar_subquery()
+
+    ahead = (
+        select(Deployment.id)
+        .where(
+            *queue,
+            or_(
+                Deployment.priority > priority,
+                and_(Deployment.priority == priority, row_key < key),
+            ),
+        )
+        .order_by(Deployment.priority.desc(), Deployment.created_at, Deployment.id)
+        .limit(_RANK_CAP)
+        .subquery("ahead")
+    )
+    counted = select(func.count().label("n")).select_from(ahead).subquery("counted")
+    pending = select(Cluster.pending_count).where(Cluster.id == cluster).scalar_subquery()
+    waiting = count(
+        Deployment.cluster_id == cluster,
+        Deployment.status == PENDING,
+        Deployment.unmet_dependencies > 0,
+    )
+    behind = count(*queue, Deployment.priority < priority) + count(
+        *queue, Deployment.priority == priority, row_key > key
+    )
+    itself = count(
+        Deployment.id == row_id, Deployment.status == PENDING, Deployment.unmet_dependencies == 0
+    )
+    from_the_end = pending - waiting - behind - itself + 1
+    return select(case((counted.c.n < _RANK_CAP, counted.c.n + 1), else_=from_the_end))
+
+
+_RANK_OF_ONE = _rank_of_one()
+
+
+async def _queue_position(db: AsyncSession, queued: Deployment) -> int:
+    params = {
+        "cluster_id": queued.cluster_id,
+        "priority": queued.priority,
+        "created_at": queued.created_at,
+        "id": queued.id,
+    }
+    conn = await db.connection()
+    return int((await conn.execute(_RANK_OF_ONE, params)).scalar_one())
 
 
 async def _queue_positions(db: AsyncSession, queued: Sequence[Deployment]) -> dict[uuid.UUID, int]:

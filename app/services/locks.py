@@ -9,9 +9,11 @@ ignored; every transaction there starts with BEGIN IMMEDIATE instead (see app/db
 
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core.errors import not_found
 from app.models.cluster import Cluster
@@ -46,4 +48,38 @@ async def lock_cluster(db: AsyncSession, cluster_id: uuid.UUID) -> Cluster:
     cluster = (await lock_clusters(db, [cluster_id])).get(cluster_id)
     if cluster is None:
         raise not_found("cluster")
+    return cluster
+
+
+# Counting a new deployment as pending takes the cluster's row lock (FOR NO KEY UPDATE, as every
+# UPDATE that leaves the key alone) and returns the fresh row, all in one statement.
+COUNT_NEW = (
+    update(Cluster)
+    .where(Cluster.id == bindparam("cluster_id"))
+    .values(pending_count=Cluster.pending_count + 1)
+    .returning(*Cluster.__table__.columns)
+)
+_ATTRIBUTES = [
+    (column.key, inspect(Cluster).get_property_by_column(column).key)
+    for column in Cluster.__table__.columns
+]
+
+
+def refresh_locked(cluster: Cluster, row: Row[Any]) -> None:
+    """Load a row returned by `COUNT_NEW` into `cluster`, as a query would (nothing to flush)."""
+    values = row._mapping
+    for column, attribute in _ATTRIBUTES:
+        set_committed_value(cluster, attribute, values[column])
+
+
+async def lock_cluster_for_new_deployment(db: AsyncSession, cluster: Cluster) -> Cluster:
+    """`lock_cluster` for a deployment about to be created in `cluster` (loaded by this session):
+    the same row lock, taken by the UPDATE that counts the newcomer as pending, so that nothing
+    else has to write the row unless the newcomer starts (a rollback undoes the count). `cluster`
+    is refreshed in place."""
+    conn = await db.connection()
+    row = (await conn.execute(COUNT_NEW, {"cluster_id": cluster.id})).one_or_none()
+    if row is None:
+        raise not_found("cluster")
+    refresh_locked(cluster, row)
     return cluster

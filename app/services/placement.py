@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text, true, update
+from sqlalchemy import Select, and_, bindparam, func, or_, select, text, true, update
 from sqlalchemy.orm import Session
 
 from app.core.metrics import PREEMPTIONS, SCHEDULING_DECISIONS
@@ -26,6 +26,7 @@ from app.models.deployment import (
 from app.models.prediction import Prediction, PredictionStatus
 from app.scheduling import (
     Decision,
+    Eviction,
     PendingDeployment,
     RelevanceFilter,
     Resources,
@@ -33,6 +34,8 @@ from app.scheduling import (
     get_strategy,
     schedule_incremental,
 )
+from app.scheduling.reprieve import deficit, settles, tail_length, victims_in_tail
+from app.scheduling.strategies.priority import PriorityPreemption
 
 PENDING, RUNNING, FAILED = (
     DeploymentStatus.pending,
@@ -68,87 +71,228 @@ def pending_of(row: Any) -> PendingDeployment:
     )
 
 
-_COLUMNS = (
+# -- statements, built once; run on the session's connection (plain Core, no ORM layer) ------
+
+# Computed in SQL, so that rows carry a plain bool instead of an enum to convert.
+_MAY_PREEMPT = (Deployment.preemption_policy == PreemptionPolicy.preempt_lower_priority).label(
+    "may_preempt"
+)
+# Row layout of everything loaded as a running deployment (see `_running_of`).
+_RUNNING_COLUMNS = (
+    Deployment.id,
+    Deployment.priority,
+    Deployment.cpu_millis,
+    Deployment.ram_millis,
+    Deployment.gpu,
+    Deployment.started_at,
+    Deployment.created_at,
+    _MAY_PREEMPT,
+)
+_PENDING_COLUMNS = (
     Deployment.id,
     Deployment.priority,
     Deployment.cpu_millis,
     Deployment.ram_millis,
     Deployment.gpu,
     Deployment.created_at,
-    Deployment.started_at,
-    Deployment.preemption_policy,
+    _MAY_PREEMPT,
+)
+_CLUSTER = bindparam("cluster_id", type_=Deployment.cluster_id.type)
+_PRIORITY = bindparam("priority", type_=Deployment.priority.type)
+_CPU = bindparam("cpu", type_=Deployment.cpu_millis.type)
+_RAM = bindparam("ram", type_=Deployment.ram_millis.type)
+_GPU = bindparam("gpu", type_=Deployment.gpu.type)
+
+_LOAD_RUNNING = select(*_RUNNING_COLUMNS).where(
+    Deployment.cluster_id == _CLUSTER, Deployment.status == RUNNING
+)
+
+# Preemption candidates of a newcomer (running, strictly lower priority), lowest first: the
+# reverse of the reprieve order (highest priority first, earliest started first, then id).
+_LOWEST_FIRST = (Deployment.priority, Deployment.started_at.desc(), Deployment.id.desc())
+_CANDIDATES = (Deployment.cluster_id == _CLUSTER, Deployment.status == RUNNING)
+# The first page of them: nearly always enough to find the tail (`reprieve.tail_length`).
+_TAIL_PAGE = 16
+_TAIL_FIRST_PAGE = (
+    select(*_RUNNING_COLUMNS)
+    .where(*_CANDIDATES, Deployment.priority < _PRIORITY)
+    .order_by(*_LOWEST_FIRST)
+    .limit(_TAIL_PAGE)
 )
 
 
-def _load_running(session: Session, cluster_id: uuid.UUID) -> list[RunningDeployment]:
-    rows = session.execute(
-        select(*_COLUMNS).where(Deployment.cluster_id == cluster_id, Deployment.status == RUNNING)
-    )
-    return [
-        RunningDeployment(
-            row.id,
-            row.priority,
-            Resources(row.cpu_millis, row.ram_millis, row.gpu),
-            row.started_at,
-            row.created_at,
-            row.preemption_policy == PreemptionPolicy.preempt_lower_priority,
+def _sum_before(column: Any) -> Any:
+    """Sum of `column` over the candidates before this one, lowest first (NULL for the first)."""
+    return func.sum(column).over(order_by=_LOWEST_FIRST, rows=(None, -1))
+
+
+def _tail_everything() -> Select[*tuple[Any, ...]]:
+    """The whole tail in one query, when the first page was not enough: with the sums of the
+    candidates before each one (lowest first) and of all of them, it returns the candidates whose
+    predecessors do not cover the missing resources, and none when all of them together do not."""
+    ranked = (
+        select(
+            *_RUNNING_COLUMNS,
+            _sum_before(Deployment.cpu_millis).label("before_cpu"),
+            _sum_before(Deployment.ram_millis).label("before_ram"),
+            _sum_before(Deployment.gpu).label("before_gpu"),
+            func.sum(Deployment.cpu_millis).over().label("all_cpu"),
+            func.sum(Deployment.ram_millis).over().label("all_ram"),
+            func.sum(Deployment.gpu).over().label("all_gpu"),
         )
-        for row in rows
+        .where(*_CANDIDATES, Deployment.priority < _PRIORITY)
+        .subquery("ranked")
+    )
+    c = ranked.c
+    return (
+        select(
+            c.id,
+            c.priority,
+            c.cpu_millis,
+            c.ram_millis,
+            c.gpu,
+            c.started_at,
+            c.created_at,
+            c.may_preempt,
+        )
+        .where(
+            c.all_cpu >= _CPU,
+            c.all_ram >= _RAM,
+            c.all_gpu >= _GPU,
+            or_(
+                func.coalesce(c.before_cpu, 0) < _CPU,
+                func.coalesce(c.before_ram, 0) < _RAM,
+                func.coalesce(c.before_gpu, 0) < _GPU,
+            ),
+        )
+        .order_by(c.priority, c.started_at.desc(), c.id.desc())
+    )
+
+
+_TAIL_EVERYTHING = _tail_everything()
+
+_LOWER_TOTAL = select(
+    func.coalesce(func.sum(Deployment.cpu_millis), 0),
+    func.coalesce(func.sum(Deployment.ram_millis), 0),
+    func.coalesce(func.sum(Deployment.gpu), 0),
+).where(*_CANDIDATES, Deployment.priority < _PRIORITY)
+
+# Run on the connection, as Core (so no session synchronization): victims are never loaded as ORM
+# objects in the transactions that evict them (only as rows), so nothing in memory can go stale.
+_EVICT = (
+    update(Deployment)
+    .where(Deployment.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        status=PENDING,
+        status_reason="preempted",
+        preemption_count=Deployment.preemption_count + 1,
+    )
+)
+
+
+def _running_of(row: Any) -> RunningDeployment:
+    return RunningDeployment(
+        row[0], row[1], Resources(row[2], row[3], row[4]), row[5], row[6], bool(row[7])
+    )
+
+
+def _pending_of_row(row: Any) -> PendingDeployment:
+    return PendingDeployment(
+        row[0], row[1], Resources(row[2], row[3], row[4]), row[5], bool(row[6])
+    )
+
+
+def _load_running(session: Session, cluster_id: uuid.UUID) -> list[RunningDeployment]:
+    return [
+        _running_of(row)
+        for row in session.connection().execute(_LOAD_RUNNING, {"cluster_id": cluster_id})
     ]
 
 
-def _fits(limit: Resources) -> Any:
+def _fits(prefix: str) -> Any:
+    """Resources within the limit bound as `<prefix>_cpu`, `<prefix>_ram` and `<prefix>_gpu`."""
     return and_(
-        Deployment.cpu_millis <= limit.cpu_millis,
-        Deployment.ram_millis <= limit.ram_millis,
-        Deployment.gpu <= limit.gpu,
+        Deployment.cpu_millis <= bindparam(f"{prefix}_cpu", type_=Deployment.cpu_millis.type),
+        Deployment.ram_millis <= bindparam(f"{prefix}_ram", type_=Deployment.ram_millis.type),
+        Deployment.gpu <= bindparam(f"{prefix}_gpu", type_=Deployment.gpu.type),
     )
+
+
+# One statement per shape of filter (which bands have an upper bound), values bound per call.
+_FETCH_STATEMENTS: dict[tuple[bool, ...], Select[*tuple[Any, ...]]] = {}
+
+
+def _fetch_statement(flt: RelevanceFilter) -> Select[*tuple[Any, ...]]:
+    shape = tuple(band.priority_max is not None for band in flt.bands)
+    known = _FETCH_STATEMENTS.get(shape)
+    if known is not None:
+        return known
+    bands = [
+        and_(
+            Deployment.preemption_policy == PreemptionPolicy.preempt_lower_priority,
+            Deployment.priority >= bindparam(f"b{i}_min", type_=Deployment.priority.type),
+            Deployment.priority <= bindparam(f"b{i}_max", type_=Deployment.priority.type)
+            if bounded
+            else true(),
+            _fits(f"b{i}"),
+        )
+        for i, bounded in enumerate(shape)
+    ]
+    stmt = (
+        select(*_PENDING_COLUMNS)
+        .where(
+            Deployment.cluster_id == _CLUSTER,
+            Deployment.status == PENDING,
+            Deployment.unmet_dependencies == 0,
+            Deployment.id.not_in(bindparam("seen", expanding=True)),
+            or_(_fits("fits"), ~_fits("cap"), *bands),
+        )
+        .order_by(*_QUEUE_ORDER)
+        .limit(bindparam("limit", type_=Deployment.priority.type))
+    )
+    _FETCH_STATEMENTS[shape] = stmt
+    return stmt
+
+
+def _put(params: dict[str, Any], prefix: str, limit: Resources) -> None:
+    params[f"{prefix}_cpu"] = limit.cpu_millis
+    params[f"{prefix}_ram"] = limit.ram_millis
+    params[f"{prefix}_gpu"] = limit.gpu
 
 
 def _fetch(
     session: Session, cluster_id: uuid.UUID, flt: RelevanceFilter, seen: Set[uuid.UUID]
 ) -> list[PendingDeployment]:
     """The relevance filter as SQL, over the queue index, in scheduling order."""
-    oversized = ~_fits(flt.capacity)
-    bands = [
-        and_(
-            Deployment.preemption_policy == PreemptionPolicy.preempt_lower_priority,
-            Deployment.priority >= band.priority_min,
-            Deployment.priority <= band.priority_max if band.priority_max is not None else true(),
-            _fits(band.max_resources),
-        )
-        for band in flt.bands
+    params: dict[str, Any] = {
+        "cluster_id": cluster_id,
+        "seen": list(seen),
+        # No limit: more rows than the cluster could hold pending (the column is an INTEGER).
+        "limit": flt.limit if flt.limit is not None else 2**31 - 1,
+    }
+    _put(params, "fits", flt.fits)
+    _put(params, "cap", flt.capacity)
+    for i, band in enumerate(flt.bands):
+        params[f"b{i}_min"] = band.priority_min
+        if band.priority_max is not None:
+            params[f"b{i}_max"] = band.priority_max
+        _put(params, f"b{i}", band.max_resources)
+    return [
+        _pending_of_row(row) for row in session.connection().execute(_fetch_statement(flt), params)
     ]
-    stmt = (
-        select(*_COLUMNS)
-        .where(
-            Deployment.cluster_id == cluster_id,
-            Deployment.status == PENDING,
-            Deployment.unmet_dependencies == 0,
-            or_(_fits(flt.fits), oversized, *bands),
-        )
-        .order_by(*_QUEUE_ORDER)
-    )
-    if seen:
-        stmt = stmt.where(Deployment.id.not_in(list(seen)))
-    if flt.limit is not None:
-        stmt = stmt.limit(flt.limit)
-    return [pending_of(row) for row in session.execute(stmt)]
 
 
 def lower_priority_total(session: Session, cluster_id: uuid.UUID, priority: int) -> Resources:
-    row = session.execute(
-        select(
-            func.coalesce(func.sum(Deployment.cpu_millis), 0),
-            func.coalesce(func.sum(Deployment.ram_millis), 0),
-            func.coalesce(func.sum(Deployment.gpu), 0),
-        ).where(
-            Deployment.cluster_id == cluster_id,
-            Deployment.status == RUNNING,
-            Deployment.priority < priority,
-        )
-    ).one()
+    row = (
+        session.connection()
+        .execute(_LOWER_TOTAL, {"cluster_id": cluster_id, "priority": priority})
+        .one()
+    )
     return Resources(int(row[0]), int(row[1]), int(row[2]))
+
+
+# Priorities are 0 .. 1000 (a check constraint): nothing runs below 0.
+_LOWEST_PRIORITY = 0
 
 
 def place_newcomer(
@@ -157,24 +301,56 @@ def place_newcomer(
     """Schedule one new deployment whose dependencies are met, on a cluster at its fixpoint.
 
     Only the newcomer can act, so the common cases need no pass at all: it fits (start it), or it
-    cannot get room even by evicting every lower priority (leave it pending). Only a preemption
-    loads the running set and runs the incremental pass.
+    cannot get room even by evicting every lower priority (leave it pending). With the `priority`
+    strategy a preemption loads only the tail of the candidates (`app.scheduling.reprieve`), and
+    when `reprieve.settles` proves that nothing else can act afterwards, the eviction and start are
+    the whole pass. Anything else runs the incremental pass, which loads the running set.
     """
-    strategy = get_strategy(cluster.preemption_strategy)
     needed = deployment.resources
-    if needed.fits_in(cluster.available):
+    available = cluster.available
+    if needed.fits_in(available):
         _start_new(session, cluster, deployment, now)
         return
-    if not (deployment.may_preempt and strategy.evicts):
+    if not deployment.may_preempt or deployment.priority <= _LOWEST_PRIORITY:
         return
-    if not needed.fits_in(
-        cluster.available + lower_priority_total(session, cluster.id, deployment.priority)
-    ):
+    strategy = get_strategy(cluster.preemption_strategy)
+    if not strategy.evicts:
         return
     newcomer = PendingDeployment(
         deployment.id, deployment.priority, needed, deployment.created_at, True
     )
-    reschedule(session, cluster, now, newcomers=[newcomer], at_fixpoint=True)
+    if not isinstance(strategy, PriorityPreemption):
+        below = lower_priority_total(session, cluster.id, deployment.priority)
+        if needed.fits_in(available + below):
+            reschedule(session, cluster, now, newcomers=[newcomer], at_fixpoint=True)
+        return
+    tail = _tail(session, cluster.id, deployment.priority, deficit(needed, available))
+    victims = victims_in_tail(needed, available, tail)
+    if victims is None:
+        return
+    if not settles(needed, victims):
+        reschedule(session, cluster, now, newcomers=[newcomer], at_fixpoint=True)
+        return
+    known = _Known({victim.id: victim.resources for victim in victims})
+    _evict(session, cluster, [Eviction(victim.id, deployment.id) for victim in victims], known, now)
+    _start_new(session, cluster, deployment, now)
+
+
+def _tail(
+    session: Session, cluster_id: uuid.UUID, priority: int, missing: Resources
+) -> list[RunningDeployment]:
+    """The candidates `reprieve.victims_in_tail` needs, lowest first: a page, rarely all of them."""
+    params = {"cluster_id": cluster_id, "priority": priority}
+    page = [_running_of(row) for row in session.connection().execute(_TAIL_FIRST_PAGE, params)]
+    end = tail_length(missing, page)
+    if end is not None:
+        return page[:end]
+    if len(page) < _TAIL_PAGE:
+        return page  # every candidate
+    sums = {"cpu": missing.cpu_millis, "ram": missing.ram_millis, "gpu": missing.gpu}
+    return [
+        _running_of(row) for row in session.connection().execute(_TAIL_EVERYTHING, params | sums)
+    ]
 
 
 def _start_new(session: Session, cluster: Cluster, deployment: Deployment, now: datetime) -> None:
@@ -234,34 +410,34 @@ def reschedule_sync(
     reschedule(session, cluster, now, newcomers=newcomers, at_fixpoint=at_fixpoint)
 
 
+def _evict(
+    session: Session, cluster: Cluster, evicted: list[Eviction], known: _Known, now: datetime
+) -> None:
+    """Victims back to the queue: one UPDATE, their events, the cluster's books."""
+    session.connection().execute(_EVICT, {"ids": [e.victim_id for e in evicted]})
+    freed_cpu = freed_ram = freed_gpu = 0
+    for eviction in evicted:
+        record(
+            session, eviction.victim_id, "preempted", now, preempted_by=str(eviction.preemptor_id)
+        )
+        record(session, eviction.victim_id, "requeued", now)
+        res = known.resources[eviction.victim_id]
+        freed_cpu += res.cpu_millis
+        freed_ram += res.ram_millis
+        freed_gpu += res.gpu
+    cluster.allocated = cluster.allocated - Resources(freed_cpu, freed_ram, freed_gpu)
+    cluster.running_count -= len(evicted)
+    cluster.pending_count += len(evicted)
+    SCHEDULING_DECISIONS.labels("evicted").inc(len(evicted))
+    PREEMPTIONS.inc(len(evicted))
+
+
 def _apply(
     session: Session, cluster: Cluster, decision: Decision, known: _Known, now: datetime
 ) -> None:
     """Evictions first, then starts, then failures: the order the pass took them in."""
-    allocated = cluster.allocated
     if decision.evicted:
-        victims = [e.victim_id for e in decision.evicted]
-        session.execute(
-            update(Deployment)
-            .where(Deployment.id.in_(victims))
-            .values(
-                status=PENDING,
-                status_reason="preempted",
-                preemption_count=Deployment.preemption_count + 1,
-            )
-        )
-        for eviction in decision.evicted:
-            record(
-                session,
-                eviction.victim_id,
-                "preempted",
-                now,
-                preempted_by=str(eviction.preemptor_id),
-            )
-            record(session, eviction.victim_id, "requeued", now)
-            allocated = allocated - known.resources[eviction.victim_id]
-        SCHEDULING_DECISIONS.labels("evicted").inc(len(victims))
-        PREEMPTIONS.inc(len(victims))
+        _evict(session, cluster, decision.evicted, known, now)
     if decision.started:
         session.execute(
             update(Deployment)
@@ -270,12 +446,12 @@ def _apply(
         )
         for started in decision.started:
             record(session, started, "scheduled", now)
-            allocated = allocated + known.resources[started]
+        cluster.allocated = cluster.allocated + Resources.sum(
+            known.resources[started] for started in decision.started
+        )
+        cluster.running_count += len(decision.started)
+        cluster.pending_count -= len(decision.started)
         SCHEDULING_DECISIONS.labels("started").inc(len(decision.started))
-    moved = len(decision.started) - len(decision.evicted)
-    cluster.allocated = allocated
-    cluster.running_count += moved
-    cluster.pending_count -= moved
     if decision.failed:
         fail(session, decision.failed, "exceeds_cluster_capacity", now)
         SCHEDULING_DECISIONS.labels("failed").inc(len(decision.failed))

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, and_, select
+from sqlalchemy import Select, and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -51,6 +51,29 @@ def scoped(stmt: S, user_id: uuid.UUID, org_column: InstrumentedAttribute[Any]) 
     )
 
 
+# The statement of `load_scoped` per (model, for_update), built once: ids are bound per call.
+_LOAD_STATEMENTS: dict[tuple[type[Any], bool], Select[*tuple[Any, ...]]] = {}
+
+
+def _load_statement(model: type[Any], for_update: bool) -> Select[*tuple[Any, ...]]:
+    key = (model, for_update)
+    stmt = _LOAD_STATEMENTS.get(key)
+    if stmt is None:
+        org_column = Organization.id if model is Organization else model.organization_id
+        member = and_(
+            Membership.organization_id == org_column, Membership.user_id == bindparam("user_id")
+        )  # `scoped`, with the user bound per call
+        stmt = (
+            select(model, Membership.role)
+            .join(Membership, member)
+            .where(model.id == bindparam("row_id"))
+        )
+        if for_update:
+            stmt = stmt.with_for_update(of=model)
+        _LOAD_STATEMENTS[key] = stmt
+    return stmt
+
+
 async def load_scoped(
     db: AsyncSession,
     model: type[T],
@@ -64,13 +87,8 @@ async def load_scoped(
     row_id = parse_id(raw_id)
     if row_id is None:
         raise not_found(resource)
-    org_column = Organization.id if model is Organization else model.organization_id  # type: ignore[attr-defined]
-    stmt = scoped(select(model, Membership.role), user_id, org_column).where(
-        model.id == row_id  # type: ignore[attr-defined]
-    )
-    if for_update:
-        stmt = stmt.with_for_update(of=model)
-    found = (await db.execute(stmt)).one_or_none()
+    stmt = _load_statement(model, for_update)
+    found = (await db.execute(stmt, {"user_id": user_id, "row_id": row_id})).one_or_none()
     if found is None:
         raise not_found(resource)
     return Scoped(row=found[0], role=found[1], user_id=user_id)
