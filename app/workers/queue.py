@@ -85,7 +85,8 @@ async def finish(
     now = utcnow()
     recorded: list[uuid.UUID] = []
     async with sessions() as db:
-        for prediction_id, _model, output, error in outcomes:
+        # In id order, like every other multi-row writer, so two transactions never wait in a cycle.
+        for prediction_id, _model, output, error in sorted(outcomes, key=lambda o: str(o[0])):
             result = await db.execute(
                 update(Prediction)
                 .where(
@@ -111,10 +112,17 @@ async def finish(
 
 
 async def renew_leases(sessions: Sessions, worker_id: str, lease: float) -> None:
+    """Rows locked right now (being finished) are skipped, not waited for: waiting could deadlock
+    with this worker's own `finish`, and a row being finished needs no longer lease."""
+    held = (
+        select(Prediction.id)
+        .where(Prediction.worker_id == worker_id, Prediction.status == RUNNING)
+        .with_for_update(skip_locked=True)
+    )
     async with sessions() as db:
         await db.execute(
             update(Prediction)
-            .where(Prediction.worker_id == worker_id, Prediction.status == RUNNING)
+            .where(Prediction.id.in_(held.scalar_subquery()))
             .values(lease_expires_at=utcnow() + timedelta(seconds=lease))
             .execution_options(synchronize_session=False)
         )
