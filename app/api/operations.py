@@ -9,7 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.core.metrics import DEPLOYMENTS, PREDICTION_QUEUE_DEPTH
 from app.db.migrations import current_revision, head_revision
 from app.models.deployment import DeploymentStatus
-from app.services.deployments import count_deployments_by_status
+from app.services.deployment_views import count_deployments_by_status
 from app.workers.queue import queue_depth
 
 router = APIRouter(tags=["operations"])

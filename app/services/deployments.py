@@ -7,17 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
-    ScalarSelect,
     Select,
-    and_,
     bindparam,
-    case,
-    func,
     insert,
-    or_,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,6 +30,11 @@ from app.models.organization import Role
 from app.runtimes.catalog import is_known_model
 from app.scheduling import PendingDeployment, Resources
 from app.services import placement
+from app.services.deployment_views import (
+    DeploymentView,
+    queue_position_of,
+    views,
+)
 from app.services.locks import (
     COUNT_NEW,
     lock_cluster_for_new_deployment,
@@ -44,7 +42,6 @@ from app.services.locks import (
     lock_organization,
     refresh_locked,
 )
-from app.services.pagination import Page, paginate
 from app.services.tenancy import Scoped, parse_id
 
 PENDING, RUNNING = DeploymentStatus.pending, DeploymentStatus.running
@@ -59,22 +56,6 @@ class NewDeployment:
     priority: int
     preemption_policy: PreemptionPolicy
     depends_on: Sequence[str]
-
-
-@dataclass(frozen=True, slots=True)
-class DeploymentView:
-    deployment: Deployment
-    depends_on: list[uuid.UUID]
-    queue_position: int | None
-
-    @property
-    def status_reason(self) -> str | None:
-        d = self.deployment
-        if d.status != PENDING:
-            return d.status_reason
-        if d.unmet_dependencies:
-            return "waiting_for_dependencies"
-        return "preempted" if d.status_reason == "preempted" else "insufficient_resources"
 
 
 def _unknown_dependency(message: str) -> Unprocessable:
@@ -251,7 +232,7 @@ async def _view_of_new(
     """Its dependencies are known; only a queued newcomer has a queue position to look up."""
     position = None
     if deployment.status == PENDING and deployment.unmet_dependencies == 0:
-        position = await _queue_position(db, deployment)
+        position = await queue_position_of(db, deployment)
     return DeploymentView(deployment, dependency_ids, position)
 
 
@@ -378,186 +359,3 @@ async def _release_dependents(
             released.get(cluster_id, []),
             cluster_id != own.id,
         )
-
-
-# -- reading ---------------------------------------------------------------------------------
-
-
-async def views(db: AsyncSession, deployments: Sequence[Deployment]) -> list[DeploymentView]:
-    """Attach `depends_on` and `queue_position` to a page of deployments in two queries."""
-    if not deployments:
-        return []
-    ids = [d.id for d in deployments]
-    edges = await db.execute(
-        select(DeploymentDependency.deployment_id, DeploymentDependency.depends_on_id)
-        .where(DeploymentDependency.deployment_id.in_(ids))
-        .order_by(DeploymentDependency.deployment_id, DeploymentDependency.position)
-    )
-    depends: dict[uuid.UUID, list[uuid.UUID]] = {}
-    for deployment_id, depends_on_id in edges:
-        depends.setdefault(deployment_id, []).append(depends_on_id)
-    positions = await _queue_positions(
-        db, [d for d in deployments if d.status == PENDING and d.unmet_dependencies == 0]
-    )
-    return [DeploymentView(d, depends.get(d.id, []), positions.get(d.id)) for d in deployments]
-
-
-# Counting more rows ahead than this, a deployment is ranked from the end of the queue instead.
-_RANK_CAP = 64
-
-
-def _rank_of_one() -> Select[int]:
-    """The queue position of one deployment in one statement, counting at most `_RANK_CAP` rows
-    ahead of it (a prefix of the queue index, in its order). When there are that many, it ranks
-    from the end instead: the cluster's `pending_count` (kept exact by every transaction that
-    changes a status, and read in the same snapshot), minus those waiting for dependencies (their
-    own small index), minus the queue behind it (range scans), minus itself if still queued.
-    Either way a few index entries for a deployment near either end of a queue of thousands."""
-    cluster = bindparam("cluster_id", type_=Deployment.cluster_id.type)
-    priority = bindparam("priority", type_=Deployment.priority.type)
-    row_id = bindparam("id", type_=Deployment.id.type)
-    key = tuple_(bindparam("created_at", type_=Deployment.created_at.type), row_id)
-    row_key = tuple_(Deployment.created_at, Deployment.id)
-    queue = (
-        Deployment.cluster_id == cluster,
-        Deployment.status == PENDING,
-        Deployment.unmet_dependencies == 0,
-    )
-
-    def count(*where: ColumnElement[bool]) -> ScalarSelect[int]:
-        return select(func.count()).select_from(Deployment).where(*where).scalar_subquery()
-
-    ahead = (
-        select(Deployment.id)
-        .where(
-            *queue,
-            or_(
-                Deployment.priority > priority,
-                and_(Deployment.priority == priority, row_key < key),
-            ),
-        )
-        .order_by(Deployment.priority.desc(), Deployment.created_at, Deployment.id)
-        .limit(_RANK_CAP)
-        .subquery("ahead")
-    )
-    counted = select(func.count().label("n")).select_from(ahead).subquery("counted")
-    pending = select(Cluster.pending_count).where(Cluster.id == cluster).scalar_subquery()
-    waiting = count(
-        Deployment.cluster_id == cluster,
-        Deployment.status == PENDING,
-        Deployment.unmet_dependencies > 0,
-    )
-    behind = count(*queue, Deployment.priority < priority) + count(
-        *queue, Deployment.priority == priority, row_key > key
-    )
-    itself = count(
-        Deployment.id == row_id, Deployment.status == PENDING, Deployment.unmet_dependencies == 0
-    )
-    from_the_end = pending - waiting - behind - itself + 1
-    return select(case((counted.c.n < _RANK_CAP, counted.c.n + 1), else_=from_the_end))
-
-
-_RANK_OF_ONE = _rank_of_one()
-
-
-async def _queue_position(db: AsyncSession, queued: Deployment) -> int:
-    params = {
-        "cluster_id": queued.cluster_id,
-        "priority": queued.priority,
-        "created_at": queued.created_at,
-        "id": queued.id,
-    }
-    conn = await db.connection()
-    return int((await conn.execute(_RANK_OF_ONE, params)).scalar_one())
-
-
-async def _queue_positions(db: AsyncSession, queued: Sequence[Deployment]) -> dict[uuid.UUID, int]:
-    """Rank among the cluster's queue in scheduling order: one count per deployment, all in one
-    query, each a range scan of the queue index."""
-    if not queued:
-        return {}
-    ahead = Deployment.__table__.alias("ahead")
-    subject = Deployment.__table__.alias("subject")
-    rank = (
-        select(func.count())
-        .select_from(ahead)
-        .where(
-            ahead.c.cluster_id == subject.c.cluster_id,
-            ahead.c.status == PENDING.value,
-            ahead.c.unmet_dependencies == 0,
-            or_(
-                ahead.c.priority > subject.c.priority,
-                and_(
-                    ahead.c.priority == subject.c.priority,
-                    or_(
-                        ahead.c.created_at < subject.c.created_at,
-                        and_(ahead.c.created_at == subject.c.created_at, ahead.c.id < subject.c.id),
-                    ),
-                ),
-            ),
-        )
-        .scalar_subquery()
-    )
-    rows = await db.execute(
-        select(subject.c.id, rank).where(subject.c.id.in_([d.id for d in queued]))
-    )
-    return {row[0]: int(row[1]) + 1 for row in rows}
-
-
-def _listing(stmt: Select[Deployment], status: DeploymentStatus | None) -> Select[Deployment]:
-    if status is not None:
-        stmt = stmt.where(Deployment.status == status)
-    return stmt.order_by(Deployment.created_at, Deployment.id)
-
-
-async def list_for_cluster(
-    db: AsyncSession, access: Scoped[Cluster], status: DeploymentStatus | None, page: Page
-) -> tuple[list[DeploymentView], int]:
-    stmt = _listing(select(Deployment).where(Deployment.cluster_id == access.row.id), status)
-    rows, total = await paginate(db, stmt, page)
-    return await views(db, [row[0] for row in rows]), total
-
-
-async def list_for_org(
-    db: AsyncSession,
-    org_id: uuid.UUID,
-    status: DeploymentStatus | None,
-    cluster_id: uuid.UUID | None,
-    page: Page,
-) -> tuple[list[DeploymentView], int]:
-    stmt = select(Deployment).where(Deployment.organization_id == org_id)
-    if cluster_id is not None:
-        stmt = stmt.where(Deployment.cluster_id == cluster_id)
-    rows, total = await paginate(db, _listing(stmt, status), page)
-    return await views(db, [row[0] for row in rows]), total
-
-
-async def events(
-    db: AsyncSession, access: DeploymentAccess, page: Page
-) -> tuple[list[DeploymentEvent], int]:
-    stmt = (
-        select(DeploymentEvent)
-        .where(DeploymentEvent.deployment_id == access.row.id)
-        .order_by(DeploymentEvent.at, DeploymentEvent.id)
-    )
-    rows, total = await paginate(db, stmt, page)
-    return [row[0] for row in rows], total
-
-
-async def count_active(db: AsyncSession, org_id: uuid.UUID) -> int:
-    return (
-        await db.scalar(
-            select(func.count())
-            .select_from(Deployment)
-            .where(
-                Deployment.organization_id == org_id,
-                Deployment.status.in_([PENDING, RUNNING]),
-            )
-        )
-        or 0
-    )
-
-
-async def count_deployments_by_status(db: AsyncSession) -> dict[DeploymentStatus, int]:
-    rows = await db.execute(select(Deployment.status, func.count()).group_by(Deployment.status))
-    return {row[0]: row[1] for row in rows}

@@ -13,7 +13,7 @@ from app.core.security import new_invite_code
 from app.models.cluster import Cluster
 from app.models.organization import Membership, Organization, Role
 from app.models.user import User
-from app.services.deployments import count_active
+from app.services.deployment_views import count_active
 from app.services.locks import lock_clusters, lock_organization
 from app.services.pagination import Page, paginate
 from app.services.tenancy import Scoped, parse_id

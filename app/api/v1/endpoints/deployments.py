@@ -17,8 +17,10 @@ from app.models.deployment import DeploymentStatus
 from app.schemas.common import error_responses
 from app.schemas.deployment import DeploymentIn, DeploymentOut, EventOut
 from app.schemas.resources import ResourcesOut
+from app.services import deployment_views
 from app.services import deployments as deployment_service
-from app.services.deployments import DeploymentView, NewDeployment
+from app.services.deployment_views import DeploymentView
+from app.services.deployments import NewDeployment
 
 router = APIRouter(tags=["deployments"])
 StatusFilter = Annotated[DeploymentStatus | None, Query(description="Only this status.")]
@@ -79,7 +81,7 @@ async def list_cluster_deployments(
     response: Response,
     status: StatusFilter = None,
 ) -> list[DeploymentOut]:
-    views, total = await deployment_service.list_for_cluster(db, access, status, page)
+    views, total = await deployment_views.list_for_cluster(db, access, status, page)
     response.headers["X-Total-Count"] = str(total)
     return [deployment_out(v) for v in views]
 
@@ -97,9 +99,7 @@ async def list_org_deployments(
     status: StatusFilter = None,
     cluster_id: Annotated[uuid.UUID | None, Query(description="Only this cluster.")] = None,
 ) -> list[DeploymentOut]:
-    views, total = await deployment_service.list_for_org(
-        db, access.row.id, status, cluster_id, page
-    )
+    views, total = await deployment_views.list_for_org(db, access.row.id, status, cluster_id, page)
     response.headers["X-Total-Count"] = str(total)
     return [deployment_out(v) for v in views]
 
@@ -110,7 +110,7 @@ async def list_org_deployments(
     responses=error_responses(401, 404),
 )
 async def get_deployment(access: DeploymentForViewer, db: DbSession) -> DeploymentOut:
-    return deployment_out((await deployment_service.views(db, [access.row]))[0])
+    return deployment_out((await deployment_views.views(db, [access.row]))[0])
 
 
 @router.get(
@@ -121,7 +121,7 @@ async def get_deployment(access: DeploymentForViewer, db: DbSession) -> Deployme
 async def list_events(
     access: DeploymentForViewer, db: DbSession, page: PageParams, response: Response
 ) -> list[EventOut]:
-    events, total = await deployment_service.events(db, access, page)
+    events, total = await deployment_views.events(db, access, page)
     response.headers["X-Total-Count"] = str(total)
     return [EventOut(at=e.at, type=e.type, detail=e.detail) for e in events]
 
