@@ -17,7 +17,7 @@ alone, that nothing can: then the newcomer's eviction and start is the whole pas
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from app.scheduling.entities import RunningDeployment
 from app.scheduling.resources import Resources, total
@@ -56,11 +56,21 @@ def victims_in_tail(
     free = available + total(c.resources for c in tail)
     if not need.fits_in(free):
         return None
+    return reprieve(need, free, reversed(tail))
+
+
+def reprieve(
+    need: Resources, free: Resources, in_reprieve_order: Iterable[RunningDeployment]
+) -> list[RunningDeployment] | None:
+    """kube-scheduler's reprieve: `free` is the room with every candidate evicted (it must fit
+    `need`); keep each candidate, in reprieve order, whose return still leaves room. The rest are
+    the victims, lowest priority first (the order evictions are recorded in); None if none."""
+    # Plain ints in the loop: it runs once per candidate when an eviction does happen.
     slack_cpu = free.cpu_millis - need.cpu_millis
     slack_ram = free.ram_millis - need.ram_millis
     slack_gpu = free.gpu - need.gpu
     victims: list[RunningDeployment] = []
-    for candidate in reversed(tail):  # reprieve order
+    for candidate in in_reprieve_order:
         res = candidate.resources
         if res.cpu_millis <= slack_cpu and res.ram_millis <= slack_ram and res.gpu <= slack_gpu:
             slack_cpu -= res.cpu_millis

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, or_, select, text, true, update
+from sqlalchemy import Select, and_, bindparam, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from app.core.metrics import PREEMPTIONS, SCHEDULING_DECISIONS
@@ -36,6 +36,7 @@ from app.scheduling import (
 )
 from app.scheduling.reprieve import deficit, settles, tail_length, victims_in_tail
 from app.scheduling.strategies.priority import PriorityPreemption
+from app.workers.notifier import NOTIFY_DONE
 
 PENDING, RUNNING, FAILED = (
     DeploymentStatus.pending,
@@ -478,10 +479,7 @@ def end_predictions(session: Session, deployment_ids: list[uuid.UUID], now: date
         .execution_options(synchronize_session=False)
     ).all()
     if ended and session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            text("SELECT pg_notify('prediction_done', x) FROM unnest(CAST(:ids AS text[])) AS x"),
-            {"ids": [str(i) for i in ended]},
-        )
+        session.execute(NOTIFY_DONE, {"ids": [str(i) for i in ended]})
 
 
 def fail(session: Session, ids: Iterable[uuid.UUID], reason: str, now: datetime) -> None:

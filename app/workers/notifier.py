@@ -8,12 +8,17 @@ import logging
 import uuid
 
 import psycopg
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 logger = logging.getLogger(__name__)
 
 QUEUED_CHANNEL = "prediction_queued"
 DONE_CHANNEL = "prediction_done"
+# One NOTIFY per finished prediction, the id as payload; delivered at commit. Takes `:ids`.
+NOTIFY_DONE = text(
+    f"SELECT pg_notify('{DONE_CHANNEL}', x) FROM unnest(CAST(:ids AS text[])) AS x"  # noqa: S608
+)
 
 
 def listen_dsn(database_url: str) -> str | None:

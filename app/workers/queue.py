@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select, text, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.base import utcnow
 from app.models.deployment import Deployment, DeploymentStatus
 from app.models.prediction import Prediction, PredictionStatus
-from app.workers.notifier import DONE_CHANNEL
+from app.workers.notifier import NOTIFY_DONE
 
 QUEUED, RUNNING = PredictionStatus.queued, PredictionStatus.running
 COMPLETED, FAILED = PredictionStatus.completed, PredictionStatus.failed
@@ -34,10 +34,7 @@ class Claimed:
 async def notify_done(db: AsyncSession, ids: list[uuid.UUID]) -> None:
     """Queue a NOTIFY per finished prediction; PostgreSQL delivers them at commit."""
     if ids and db.get_bind().dialect.name == "postgresql":
-        await db.execute(
-            text("SELECT pg_notify(:channel, x) FROM unnest(CAST(:ids AS text[])) AS x"),
-            {"channel": DONE_CHANNEL, "ids": [str(i) for i in ids]},
-        )
+        await db.execute(NOTIFY_DONE, {"ids": [str(i) for i in ids]})
 
 
 async def claim(sessions: Sessions, worker_id: str, limit: int, lease: float) -> list[Claimed]:

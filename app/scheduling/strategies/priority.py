@@ -10,6 +10,7 @@ single one of them could have been spared.
 from __future__ import annotations
 
 from app.scheduling.entities import PendingDeployment, RunningDeployment
+from app.scheduling.reprieve import reprieve
 from app.scheduling.resources import Resources
 from app.scheduling.running import RunningSet
 
@@ -29,19 +30,4 @@ class PriorityPreemption:
         free = available + running.lower_total(newcomer.priority)
         if not need.fits_in(free):
             return None
-        # Plain ints in the loop: it runs once per candidate when an eviction does happen.
-        slack_cpu = free.cpu_millis - need.cpu_millis
-        slack_ram = free.ram_millis - need.ram_millis
-        slack_gpu = free.gpu - need.gpu
-        victims: list[RunningDeployment] = []
-        for candidate in running.lower_in_reprieve_order(newcomer.priority):
-            res = candidate.resources
-            if res.cpu_millis <= slack_cpu and res.ram_millis <= slack_ram and res.gpu <= slack_gpu:
-                slack_cpu -= res.cpu_millis
-                slack_ram -= res.ram_millis
-                slack_gpu -= res.gpu
-            else:
-                victims.append(candidate)
-        # Lowest priority first: the order the evictions are recorded and their events written.
-        victims.reverse()
-        return victims or None
+        return reprieve(need, free, running.lower_in_reprieve_order(newcomer.priority))
