@@ -4,12 +4,7 @@ Afterwards every cluster's books must balance and no request may have failed wit
 
 import asyncio
 import multiprocessing
-import os
 import random
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +12,11 @@ import httpx
 import psycopg
 
 from tests.support.api import World
+from tests.support.processes import free_port, service_env, start_api, stop
 
 CLIENT_PROCESSES = 4
 REQUESTS_PER_PROCESS = 110
 CONCURRENCY_PER_PROCESS = 12
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def _fire(base_url: str, cookie: str, clusters: list[str], seed: int) -> list[int]:
@@ -72,18 +61,6 @@ async def _fire(base_url: str, cookie: str, clusters: list[str], seed: int) -> l
 
 def _client_process(base_url: str, cookie: str, clusters: list[str], seed: int) -> list[int]:
     return asyncio.run(_fire(base_url, cookie, clusters, seed))
-
-
-def _wait_until_up(base_url: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert server.poll() is None, "the server exited early"
-        try:
-            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise AssertionError("the server did not come up")
 
 
 def _check_books(postgres_url: str) -> None:
@@ -132,42 +109,18 @@ def _run_load(
     postgres_url: str, cookie: str, clusters: list[str], log_path: Path
 ) -> tuple[list[list[int]], str]:
     """Serve with two uvicorn workers; fire from four client processes; return their statuses."""
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": postgres_url,
-        "SECRET_KEY": "test-secret-key-not-for-production",
-        "RATE_LIMIT_ENABLED": "false",
-        "LOG_LEVEL": "ERROR",
-    }
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "app.main:app",
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_until_up(base_url, server)
-            context = multiprocessing.get_context("spawn")
-            with context.Pool(CLIENT_PROCESSES) as pool:
-                results = pool.starmap(
-                    _client_process,
-                    [(base_url, cookie, clusters, seed) for seed in range(CLIENT_PROCESSES)],
-                )
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    server = start_api(service_env(postgres_url, LOG_LEVEL="ERROR"), port, log_path, workers=2)
+    try:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(CLIENT_PROCESSES) as pool:
+            results = pool.starmap(
+                _client_process,
+                [(base_url, cookie, clusters, seed) for seed in range(CLIENT_PROCESSES)],
+            )
+    finally:
+        stop(server)
     return results, log_path.read_text()
 
 
