@@ -1,28 +1,33 @@
 # The two commands of the README. Both set everything up on a fresh machine first.
 #   make run   - the service on the embedded default (SQLite file under ./data, no other server)
-#   make test  - lint, types and the whole test suite against PostgreSQL
+#   make test  - lint, types and the whole test suite against PostgreSQL (behind nginx too)
+# And one for maintainers:
+#   make lock  - re-resolve constraints.txt, the versions every install (CI, Dockerfile) uses
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
+# The CPU build of torch lies on this kind of machine's disk; any other version pulls a CUDA build.
+TORCH := torch==2.13.0
+PIP := $(BIN)/python -m pip install --quiet --constraint constraints.txt
 TEST_POSTGRES_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 export TEST_POSTGRES_ADMIN_URL
 
-.PHONY: run test postgres
+.PHONY: run test postgres nginx lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # The service alone: the core dependencies, no torch.
-$(VENV)/.core: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+$(VENV)/.core: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -e .
 	touch $@
 
-# The test suite: dev tools and the `ml` extra. The CPU build of torch goes first, so that the
-# extra's `torch>=2.13` is already met and no multi-GB CUDA build is pulled.
-$(VENV)/.full: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[dev,ml]"
+# The test suite: dev tools, the notebook's kernel and the `ml` extra. The CPU build of torch goes
+# first, so that the extra's `torch>=2.13` is already met and no multi-GB CUDA build is pulled.
+$(VENV)/.full: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) $(TORCH)
+	$(PIP) -e ".[dev,ml,notebook]"
 	touch $@
 
 run: $(VENV)/.core
@@ -34,8 +39,21 @@ postgres:
 	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; \
 		echo "PostgreSQL did not come up on 127.0.0.1:5432" >&2; exit 1
 
-test: $(VENV)/.full postgres
+# Debian's nginx, for the test that serves through deploy/nginx.conf. The package's own service is
+# not wanted: the test starts nginx itself on a free port.
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends nginx >/dev/null && \
+		{ service nginx stop >/dev/null 2>&1 || true; }; }
+
+test: $(VENV)/.full postgres nginx
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app
 	$(BIN)/python -m pytest
+
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet uv
+	echo "$(TORCH)" | $(BIN)/uv pip compile pyproject.toml - --all-extras --universal \
+		--python-version 3.11 --no-header --annotation-style line --upgrade -o constraints.txt

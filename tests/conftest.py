@@ -24,6 +24,11 @@ TEST_SECRET = "test-secret-key-not-for-production"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "both_backends: run on PostgreSQL and on SQLite")
+    config.addinivalue_line(
+        "markers",
+        "stack: the production topology on this machine (nginx, several API processes, "
+        "workers); `pytest -m stack` runs it alone",
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -2,11 +2,11 @@
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.core.metrics import DEPLOYMENTS, PREDICTION_QUEUE_DEPTH
+from app.core.metrics import SharedState, exposition
 from app.db.migrations import current_revision, head_revision
 from app.models.deployment import DeploymentStatus
 from app.services.deployment_views import count_deployments_by_status
@@ -64,11 +64,14 @@ async def ready(request: Request) -> JSONResponse:
     },
 )
 async def metrics(request: Request) -> Response:
-    await _refresh_deployment_gauge(request)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    settings = request.app.state.settings
+    shared = await _read_shared_state(request)
+    return Response(
+        exposition(settings.prometheus_multiproc_dir, shared), media_type=CONTENT_TYPE_LATEST
+    )
 
 
-async def _refresh_deployment_gauge(request: Request) -> None:
+async def _read_shared_state(request: Request) -> SharedState | None:
     """Deployment counts and the queue depth live in the database, shared by every process: read
     them at scrape time so each process reports the same truth, not only its own changes."""
     try:
@@ -76,7 +79,5 @@ async def _refresh_deployment_gauge(request: Request) -> None:
             counts = await count_deployments_by_status(db)
             depth = await queue_depth(db)
     except (SQLAlchemyError, OSError):
-        return  # the scrape still answers; the gauge keeps its last values
-    for status in DeploymentStatus:
-        DEPLOYMENTS.labels(status.value).set(counts.get(status, 0))
-    PREDICTION_QUEUE_DEPTH.set(depth)
+        return None
+    return SharedState({status.value: counts.get(status, 0) for status in DeploymentStatus}, depth)

@@ -9,6 +9,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 - the documented dev default
 DEFAULT_DATABASE_URL = "sqlite:///./data/mlops.db"
+# In production a shorter key is refused: it is a placeholder (`change-me`) or guessable.
+MIN_PRODUCTION_SECRET_LENGTH = 32
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,13 @@ class Settings(BaseSettings):
 
     worker_in_process: bool = True
     log_level: str = "INFO"
+    # Processes `mlops serve` starts when --workers is not given; by default one per core on
+    # PostgreSQL, and 1 on SQLite, which serializes writers anyway.
+    web_concurrency: int | None = Field(default=None, ge=1)
+    # Where serving processes keep their metrics so that a scrape sums them (prometheus-client's
+    # multiprocess mode). `mlops serve` sets it for several processes; it empties the directory
+    # at start, so use one directory per server.
+    prometheus_multiproc_dir: str | None = None
 
     mock_delay_min: float = Field(default=10.0, ge=0)
     mock_delay_max: float = Field(default=17.0, ge=0)
@@ -76,9 +85,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> "Settings":
-        if self.environment == "production" and self.secret_key in ("", DEV_SECRET_KEY):
+        weak = (
+            self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < MIN_PRODUCTION_SECRET_LENGTH
+        )
+        if self.environment == "production" and weak:
             raise ValueError(
-                "SECRET_KEY must be set to a long random value when ENVIRONMENT=production "
+                f"SECRET_KEY must be set to a random value of at least "
+                f"{MIN_PRODUCTION_SECRET_LENGTH} characters when ENVIRONMENT=production "
                 "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
         return self

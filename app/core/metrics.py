@@ -1,6 +1,18 @@
-"""Prometheus metrics. Process-wide, like the default registry they live in."""
+"""Prometheus metrics.
 
-from prometheus_client import Counter, Gauge, Histogram
+Counters and histograms live in the process that moves them. When several processes serve (`mlops
+serve --workers N`), prometheus-client's multiprocess mode keeps each process's values in files
+under `PROMETHEUS_MULTIPROC_DIR`, and a scrape sums them, so a counter does not depend on which
+process answered. What describes shared state (deployments by status, the queue depth) is not a
+per-process value at all: it is read from the database at scrape time.
+"""
+
+from collections.abc import Iterable, Mapping
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 HTTP_REQUESTS = Counter(
     "http_requests_total",
@@ -18,9 +30,6 @@ SCHEDULING_DECISIONS = Counter(
     ["decision"],
 )
 PREEMPTIONS = Counter("mlops_preemptions_total", "Running deployments evicted by preemption.")
-DEPLOYMENTS = Gauge(
-    "mlops_deployments", "Deployments by status (read from the database at scrape).", ["status"]
-)
 PREDICTIONS = Counter(
     "mlops_predictions_total", "Predictions finished, by model and outcome.", ["model", "status"]
 )
@@ -30,6 +39,44 @@ PREDICTION_DURATION = Histogram(
     ["model"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 60, 120),
 )
-PREDICTION_QUEUE_DEPTH = Gauge(
-    "mlops_prediction_queue_depth", "Predictions queued (read from the database at scrape)."
-)
+
+
+class SharedState(Collector):
+    """Gauges of what every process shares, as read from the database for one scrape."""
+
+    def __init__(self, deployments: Mapping[str, int], queue_depth: int) -> None:
+        self.deployments = deployments
+        self.queue_depth = queue_depth
+
+    def collect(self) -> Iterable[Metric]:
+        deployments = GaugeMetricFamily(
+            "mlops_deployments", "Deployments by status (read at scrape).", labels=["status"]
+        )
+        for status, count in self.deployments.items():
+            deployments.add_metric([status], count)
+        yield deployments
+        yield GaugeMetricFamily(
+            "mlops_prediction_queue_depth",
+            "Predictions queued (read at scrape).",
+            value=self.queue_depth,
+        )
+
+
+def process_registry(multiprocess_dir: str | None) -> CollectorRegistry:
+    """This process's metrics; with a multiprocess directory, every process's, summed."""
+    if not multiprocess_dir:
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
+    return registry
+
+
+def exposition(multiprocess_dir: str | None, shared: SharedState | None) -> bytes:
+    """What a scrape gets: the processes' counters and histograms, then the shared gauges (left
+    out when the database could not be read: absent, not stale)."""
+    text = generate_latest(process_registry(multiprocess_dir))
+    if shared is None:
+        return text
+    state = CollectorRegistry()
+    state.register(shared)
+    return text + generate_latest(state)
