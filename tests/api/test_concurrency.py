@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 
 from tests.support.api import World
+from tests.support.books import check_books
 from tests.support.processes import free_port, service_env, start_api, stop
 
 CLIENT_PROCESSES = 4
@@ -63,48 +63,6 @@ def _client_process(base_url: str, cookie: str, clusters: list[str], seed: int) 
     return asyncio.run(_fire(base_url, cookie, clusters, seed))
 
 
-def _check_books(postgres_url: str) -> None:
-    with psycopg.connect(postgres_url) as conn:
-        rows = conn.execute(
-            """
-            SELECT c.id, c.capacity_cpu_millis, c.capacity_ram_millis, c.capacity_gpu,
-                   c.allocated_cpu_millis, c.allocated_ram_millis, c.allocated_gpu,
-                   c.running_count, c.pending_count,
-                   COALESCE(SUM(d.cpu_millis) FILTER (WHERE d.status = 'running'), 0),
-                   COALESCE(SUM(d.ram_millis) FILTER (WHERE d.status = 'running'), 0),
-                   COALESCE(SUM(d.gpu) FILTER (WHERE d.status = 'running'), 0),
-                   COUNT(d.id) FILTER (WHERE d.status = 'running'),
-                   COUNT(d.id) FILTER (WHERE d.status = 'pending')
-            FROM clusters c LEFT JOIN deployments d ON d.cluster_id = c.id
-            GROUP BY c.id
-            """
-        ).fetchall()
-        for row in rows:
-            capacity, allocated, running_sum = row[1:4], row[4:7], row[9:12]
-            assert allocated == running_sum, row
-            assert all(a <= c for a, c in zip(allocated, capacity, strict=True)), row
-            assert (row[7], row[8]) == (row[12], row[13]), row
-        stranded = conn.execute(
-            """
-            SELECT d.id FROM deployments d
-            JOIN deployment_dependencies e ON e.deployment_id = d.id
-            JOIN deployments dep ON dep.id = e.depends_on_id
-            WHERE d.status = 'pending' AND dep.status IN ('failed', 'cancelled')
-            """
-        ).fetchall()
-        assert stranded == [], "a pending deployment waits on a failed dependency"
-        miscounted = conn.execute(
-            """
-            SELECT d.id FROM deployments d
-            WHERE d.status = 'pending' AND d.unmet_dependencies <> (
-                SELECT COUNT(*) FROM deployment_dependencies e
-                JOIN deployments dep ON dep.id = e.depends_on_id
-                WHERE e.deployment_id = d.id AND dep.status <> 'completed')
-            """
-        ).fetchall()
-        assert miscounted == [], "unmet dependency counts drifted"
-
-
 def _run_load(
     postgres_url: str, cookie: str, clusters: list[str], log_path: Path
 ) -> tuple[list[list[int]], str]:
@@ -140,4 +98,4 @@ async def test_concurrent_requests_from_many_processes_keep_the_books(
     assert {201, 200} <= set(statuses)
     assert "deadlock" not in server_log.lower()
     assert "Traceback" not in server_log
-    _check_books(postgres_url.replace("+psycopg", ""))
+    check_books(postgres_url.replace("+psycopg", ""))

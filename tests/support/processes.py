@@ -33,7 +33,8 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
 def start_api(
     env: dict[str, str], port: int, log: Path, workers: int = 1
 ) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)]
+    """`mlops serve` as users run it (the test databases are migrated already)."""
+    command = [sys.executable, "-m", "app.cli", "serve", "--no-migrate", "--port", str(port)]
     command += ["--workers", str(workers)]
     with log.open("ab") as out:
         server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
