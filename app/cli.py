@@ -17,6 +17,7 @@ from pathlib import Path
 
 from app.core.config import Settings
 from app.core.logging import configure_logging
+from app.runtimes.catalog import MODELS
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port", type=int, default=None, help="serve this worker's /metrics on this port"
     )
     worker.add_argument("--metrics-host", default="0.0.0.0")  # noqa: S104 - scraped from outside
+    worker.add_argument(
+        "--models",
+        type=model_names,
+        default=None,
+        help="comma-separated models whose predictions this worker runs (default: every model), "
+        "for pools that cannot load the others",
+    )
     return parser
+
+
+def model_names(value: str) -> frozenset[str]:
+    names = frozenset(name.strip() for name in value.split(",") if name.strip())
+    unknown = sorted(names - MODELS.keys())
+    if unknown or not names:
+        wrong = f"unknown model(s) {', '.join(unknown)}" if unknown else "no model named"
+        raise argparse.ArgumentTypeError(f"{wrong}; the models are: {', '.join(MODELS)}")
+    return names
 
 
 def serving_processes(settings: Settings, requested: int | None) -> int:
@@ -125,14 +142,15 @@ async def _work(settings: Settings, args: argparse.Namespace) -> None:
         max_overflow=settings.db_max_overflow,
     )
     notifier = Notifier(settings.database_url)
-    worker = Worker(settings, create_sessionmaker(engine), notifier)
+    worker = Worker(settings, create_sessionmaker(engine), notifier, args.models)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     await notifier.start()
     await worker.start()
-    logger.info("worker started", extra={"worker_id": worker.id})
+    models = sorted(args.models) if args.models else "all"
+    logger.info("worker started", extra={"worker_id": worker.id, "models": models})
     try:
         await stopping.wait()
     finally:

@@ -2,6 +2,7 @@
 a row is claimed by one worker at a time and completed at most once, whatever crashes."""
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -37,10 +38,17 @@ async def notify_done(db: AsyncSession, ids: list[uuid.UUID]) -> None:
         await db.execute(NOTIFY_DONE, {"ids": [str(i) for i in ids]})
 
 
-async def claim(sessions: Sessions, worker_id: str, limit: int, lease: float) -> list[Claimed]:
-    """Take up to `limit` queued predictions of running deployments, oldest first. Rows another
-    worker is claiming are skipped, not waited for; predictions of pending (preempted)
-    deployments stay queued until their deployment runs again."""
+async def claim(
+    sessions: Sessions,
+    worker_id: str,
+    limit: int,
+    lease: float,
+    models: Collection[str] | None = None,
+) -> list[Claimed]:
+    """Take up to `limit` queued predictions of running deployments, oldest first, of `models`
+    only if given (a worker pool that cannot load the others). Rows another worker is claiming
+    are skipped, not waited for; predictions of pending (preempted) deployments stay queued until
+    their deployment runs again."""
     if limit <= 0:
         return []
     now = utcnow()
@@ -53,6 +61,8 @@ async def claim(sessions: Sessions, worker_id: str, limit: int, lease: float) ->
             .limit(limit)
             .with_for_update(of=Prediction, skip_locked=True)
         )
+        if models is not None:
+            candidates = candidates.where(Prediction.model.in_(models))
         rows = await db.execute(
             update(Prediction)
             .where(Prediction.id.in_(candidates.scalar_subquery()))

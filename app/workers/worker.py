@@ -32,8 +32,16 @@ Outcome = tuple[uuid.UUID, str, dict[str, Any] | None, str | None]  # id, model,
 
 
 class Worker:
-    def __init__(self, settings: Settings, sessions: Sessions, notifier: Notifier) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: Sessions,
+        notifier: Notifier,
+        models: frozenset[str] | None = None,
+    ) -> None:
+        """`models`: claim only predictions of these models (None: every model)."""
         self.settings = settings
+        self.models = models
         self.sessions = sessions
         self.notifier = notifier
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -70,7 +78,11 @@ class Worker:
             wanted = min(CLAIM_BATCH, MAX_IN_FLIGHT - len(self._in_flight))
             try:
                 claimed = await queue.claim(
-                    self.sessions, self.id, wanted, self.settings.prediction_lease_seconds
+                    self.sessions,
+                    self.id,
+                    wanted,
+                    self.settings.prediction_lease_seconds,
+                    self.models,
                 )
             except Exception:  # the loop must outlive any one failure, or the worker goes idle
                 logger.exception("claiming predictions failed; retrying")
