@@ -3,10 +3,10 @@
 #   docker build --target ml -t mlops-platform:0.1.0-ml .  adds torch (CPU build) + transformers
 # Every version comes from constraints.txt, the lock that CI tests (see the README).
 
-ARG PYTHON_IMAGE=python:3.12-slim
+# The CPU build of torch the ml target installs: the version CI tests (Makefile, constraints.txt).
 ARG TORCH_VERSION=2.13.0
 
-FROM ${PYTHON_IMAGE} AS builder
+FROM python:3.12-slim AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH
@@ -27,7 +27,7 @@ ARG TORCH_VERSION
 RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==${TORCH_VERSION}" \
     && pip install --constraint constraints.txt --editable ".[ml]"
 
-FROM ${PYTHON_IMAGE} AS base
+FROM python:3.12-slim AS base
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1

@@ -196,7 +196,7 @@ def test_the_api_probes_health_and_readiness_on_the_port_it_serves() -> None:
     for workload, container in containers_running("serve"):
         args = parsed(container)
         # A server on loopback is unreachable from outside the pod.
-        assert args.host == "0.0.0.0"  # noqa: S104
+        assert args.host == "0.0.0.0"
         assert args.no_migrate, "the migration Job migrates; API replicas must not race it"
         assert args.port in {p["containerPort"] for p in container["ports"]}
         for probe, path in (
