@@ -14,10 +14,11 @@ def settings(**values: object) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("secret", [DEV_SECRET_KEY, ""])
-def test_production_refuses_the_dev_secret(secret: str) -> None:
+@pytest.mark.parametrize("secret", [DEV_SECRET_KEY, "", "change-me", "s" * 31])
+def test_production_refuses_the_dev_secret_placeholders_and_short_keys(secret: str) -> None:
     with pytest.raises(ValidationError, match="SECRET_KEY must be set"):
         settings(environment="production", secret_key=secret)
+    assert settings(environment="production", secret_key="s" * 32).secret_key == "s" * 32
 
 
 def test_production_with_a_real_secret_uses_secure_cookies() -> None:
