@@ -16,7 +16,7 @@ from app.scheduling.running import RunningSet
 
 
 class PriorityPreemption:
-    """Evict the fewest lower-priority deployments needed, as kube-scheduler does (the default)."""
+    """Evict strictly lower priorities, sparing the highest first, as kube-scheduler does."""
 
     name = "priority"
     evicts = True
