@@ -90,3 +90,16 @@ def test_error_responses_document_the_error_body(app: FastAPI, status: str) -> N
     for response in documented:
         schema = _resolve(response["content"]["application/json"]["schema"], spec)
         assert {"error", "code"} <= set(schema["properties"])
+
+
+async def test_metrics_answer_without_the_database_and_leave_out_what_it_holds(
+    app_factory: AppFactory, client_factory: ClientFactory
+) -> None:
+    client = client_factory(app_factory(database_url="postgresql://postgres@127.0.0.1:1/none"))
+    await client.get("/health")
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert "http_requests_total" in response.text
+    # Absent rather than stale: the deployment and queue gauges are read from the database.
+    assert "mlops_deployments" not in response.text
+    assert "mlops_prediction_queue_depth" not in response.text
