@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.support.api import World, check_error_shape
+from tests.support.api import World, check_error_shape_hook
 from tests.support.databases import (
     create_postgres_database,
     create_sqlite_database,
@@ -109,7 +109,7 @@ async def client_factory(app: FastAPI) -> AsyncIterator[Callable[..., httpx.Asyn
         client = httpx.AsyncClient(
             transport=transport,
             base_url="http://testserver",
-            event_hooks={"response": [_check_shape]},
+            event_hooks={"response": [check_error_shape_hook]},
             **kwargs,
         )
         clients.append(client)
@@ -118,11 +118,6 @@ async def client_factory(app: FastAPI) -> AsyncIterator[Callable[..., httpx.Asyn
     yield build
     for client in clients:
         await client.aclose()
-
-
-async def _check_shape(response: httpx.Response) -> None:
-    await response.aread()
-    check_error_shape(response)
 
 
 @pytest.fixture

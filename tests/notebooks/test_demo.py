@@ -1,8 +1,6 @@
 """notebooks/demo.ipynb: committed without outputs, and it runs top to bottom against a live
 service on PostgreSQL (the three models served by a tiny DistilBERT and a fake Ollama)."""
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +10,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbformat import NotebookNode
 
+from tests.support.deploy import run_tool
 from tests.support.fakes import FakeOllama, RunningServer, build_tiny_distilbert
 from tests.support.processes import free_port, service_env, start_api, stop
 
@@ -73,10 +72,7 @@ def image_cells(nb: NotebookNode) -> int:
 
 
 def test_the_committed_notebook_has_no_outputs() -> None:
-    nbstripout = Path(sys.executable).with_name("nbstripout")
-    result = subprocess.run(
-        [str(nbstripout), "--verify", str(NOTEBOOK)], capture_output=True, text=True, check=False
-    )
+    result = run_tool("nbstripout", "--verify", str(NOTEBOOK))
     assert result.returncode == 0, f"run nbstripout on {NOTEBOOK}: {result.stdout}{result.stderr}"
     nb = nbformat.read(NOTEBOOK, as_version=4)
     assert nb.nbformat == 4

@@ -32,6 +32,12 @@ def check_error_shape(response: httpx.Response) -> None:
     assert isinstance(body.get("error"), str) and isinstance(body.get("code"), str), raw
 
 
+async def check_error_shape_hook(response: httpx.Response) -> None:
+    """`check_error_shape` as an httpx event hook of an async client."""
+    await response.aread()
+    check_error_shape(response)
+
+
 @dataclass
 class User:
     id: str
