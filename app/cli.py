@@ -129,8 +129,8 @@ async def _work(settings: Settings, args: argparse.Namespace) -> None:
     from prometheus_client import start_http_server
 
     from app.core.metrics import process_registry
+    from app.db.notifier import Notifier
     from app.db.session import create_engine, create_sessionmaker
-    from app.workers.notifier import Notifier
     from app.workers.worker import Worker
 
     if args.metrics_port is not None:

@@ -1,22 +1,28 @@
 """Dependencies: who the caller is, what they may touch. Endpoints read like their signature."""
 
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.core.errors import NotAuthenticated
+from app.core.errors import NotAuthenticated, NotFound
 from app.core.security import CookieSigner
 from app.db.session import session_scope
 from app.models.cluster import Cluster
 from app.models.deployment import Deployment
-from app.models.organization import Organization, Role
+from app.models.organization import Organization
+from app.models.prediction import Prediction
 from app.services import auth as auth_service
+from app.services import permissions
 from app.services.auth import Principal
 from app.services.pagination import Page
-from app.services.tenancy import Scoped, load_scoped
+from app.services.permissions import Action
+from app.services.predictions import prediction_not_found
+from app.services.tenancy import Scoped, load_scoped, parse_id
+
+T = TypeVar("T")
 
 
 # Dependencies are `async def` even when nothing awaits: FastAPI runs plain `def` ones in a thread
@@ -90,20 +96,6 @@ async def current_user(user: Annotated[Principal | None, Depends(optional_user)]
 CurrentUser = Annotated[Principal, Depends(current_user)]
 
 
-def org_access(role: Role) -> Callable[..., Coroutine[Any, Any, Scoped[Organization]]]:
-    """Load `{org_id}` through the tenancy helper (outsiders: 404), then require `role` (403)."""
-
-    async def dependency(org_id: str, user: CurrentUser, db: DbSession) -> Scoped[Organization]:
-        access = await load_scoped(db, Organization, org_id, user.id, "organization")
-        return access.require(role)
-
-    return dependency
-
-
-OrgForViewer = Annotated[Scoped[Organization], Depends(org_access(Role.viewer))]
-OrgForAdmin = Annotated[Scoped[Organization], Depends(org_access(Role.admin))]
-
-
 async def page_params(
     limit: Annotated[int, Query(ge=1, le=200, description="Page size (1-200).")] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="Rows to skip.")] = 0,
@@ -114,26 +106,121 @@ async def page_params(
 PageParams = Annotated[Page, Depends(page_params)]
 
 
-def cluster_access(role: Role) -> Callable[..., Coroutine[Any, Any, Scoped[Cluster]]]:
-    async def dependency(cluster_id: str, user: CurrentUser, db: DbSession) -> Scoped[Cluster]:
-        access = await load_scoped(db, Cluster, cluster_id, user.id, "cluster")
-        return access.require(role)
+# Access: the one place roles are checked. Each dependency loads its path's row through
+# `load_scoped` (outsiders: 404), then applies `app/services/permissions.py` (403). Services trust
+# what they are given. Every such dependency carries the action it enforces (`declared_action`), so
+# the route table says which action each route needs (tests/api/test_access.py reads it).
+_ACTION = "action"
+Access = Callable[..., Coroutine[Any, Any, Scoped[T]]]
 
+
+def _enforcing(action: Action, dependency: Access[T]) -> Access[T]:
+    setattr(dependency, _ACTION, action)
     return dependency
 
 
-def deployment_access(role: Role) -> Callable[..., Coroutine[Any, Any, Scoped[Deployment]]]:
+def declared_action(call: object) -> Action | None:
+    """The action an access dependency below enforces; None for any other callable."""
+    action = getattr(call, _ACTION, None)
+    return action if isinstance(action, Action) else None
+
+
+def org_access(action: Action) -> Access[Organization]:
+    async def dependency(org_id: str, user: CurrentUser, db: DbSession) -> Scoped[Organization]:
+        access = await load_scoped(db, Organization, org_id, user.id, "organization")
+        return permissions.require(access, action)
+
+    return _enforcing(action, dependency)
+
+
+def cluster_access(action: Action) -> Access[Cluster]:
+    async def dependency(cluster_id: str, user: CurrentUser, db: DbSession) -> Scoped[Cluster]:
+        access = await load_scoped(db, Cluster, cluster_id, user.id, "cluster")
+        return permissions.require(access, action)
+
+    return _enforcing(action, dependency)
+
+
+def deployment_access(action: Action) -> Access[Deployment]:
     async def dependency(
         deployment_id: str, user: CurrentUser, db: DbSession
     ) -> Scoped[Deployment]:
         access = await load_scoped(db, Deployment, deployment_id, user.id, "deployment")
-        return access.require(role)
+        return permissions.require(access, action)
 
-    return dependency
+    return _enforcing(action, dependency)
 
 
-ClusterForViewer = Annotated[Scoped[Cluster], Depends(cluster_access(Role.viewer))]
-ClusterForDeveloper = Annotated[Scoped[Cluster], Depends(cluster_access(Role.developer))]
-ClusterForAdmin = Annotated[Scoped[Cluster], Depends(cluster_access(Role.admin))]
-DeploymentForViewer = Annotated[Scoped[Deployment], Depends(deployment_access(Role.viewer))]
-DeploymentForDeveloper = Annotated[Scoped[Deployment], Depends(deployment_access(Role.developer))]
+def prediction_access(action: Action) -> Access[Prediction]:
+    async def dependency(
+        prediction_id: str, user: CurrentUser, db: DbSession
+    ) -> Scoped[Prediction]:
+        try:
+            access = await load_scoped(db, Prediction, prediction_id, user.id, "prediction")
+        except NotFound:
+            raise prediction_not_found() from None
+        return permissions.require(access, action)
+
+    return _enforcing(action, dependency)
+
+
+async def _deployment_for_ending(
+    deployment_id: str, user: CurrentUser, db: DbSession
+) -> Scoped[Deployment]:
+    access = await load_scoped(db, Deployment, deployment_id, user.id, "deployment")
+    return permissions.require_may_end(access)
+
+
+async def _org_for_member_removal(
+    org_id: str, user_id: str, user: CurrentUser, db: DbSession
+) -> Scoped[Organization]:
+    access = await load_scoped(db, Organization, org_id, user.id, "organization")
+    return permissions.require_may_remove_member(access, parse_id(user_id))
+
+
+OrgForReading = Annotated[Scoped[Organization], Depends(org_access(Action.read_organization))]
+OrgForMemberList = Annotated[Scoped[Organization], Depends(org_access(Action.read_members))]
+OrgForClusterList = Annotated[Scoped[Organization], Depends(org_access(Action.read_clusters))]
+OrgForDeploymentList = Annotated[Scoped[Organization], Depends(org_access(Action.read_deployments))]
+OrgForNewCluster = Annotated[Scoped[Organization], Depends(org_access(Action.create_cluster))]
+OrgForInviteRotation = Annotated[
+    Scoped[Organization], Depends(org_access(Action.rotate_invite_code))
+]
+OrgForRoleChange = Annotated[Scoped[Organization], Depends(org_access(Action.change_role))]
+# Removing someone else needs `remove_member`; leaving (your own user id) needs no role.
+OrgForMemberRemoval = Annotated[
+    Scoped[Organization],
+    Depends(_enforcing(Action.remove_member, _org_for_member_removal)),
+]
+OrgForDeletion = Annotated[Scoped[Organization], Depends(org_access(Action.delete_organization))]
+
+ClusterForReading = Annotated[Scoped[Cluster], Depends(cluster_access(Action.read_clusters))]
+ClusterForDeploymentList = Annotated[
+    Scoped[Cluster], Depends(cluster_access(Action.read_deployments))
+]
+ClusterForNewDeployment = Annotated[
+    Scoped[Cluster], Depends(cluster_access(Action.create_deployment))
+]
+ClusterForUpdate = Annotated[Scoped[Cluster], Depends(cluster_access(Action.update_cluster))]
+ClusterForDeletion = Annotated[Scoped[Cluster], Depends(cluster_access(Action.delete_cluster))]
+
+DeploymentForReading = Annotated[
+    Scoped[Deployment], Depends(deployment_access(Action.read_deployments))
+]
+DeploymentForEvents = Annotated[Scoped[Deployment], Depends(deployment_access(Action.read_events))]
+DeploymentForPrediction = Annotated[
+    Scoped[Deployment], Depends(deployment_access(Action.run_prediction))
+]
+DeploymentForPredictionList = Annotated[
+    Scoped[Deployment], Depends(deployment_access(Action.read_predictions))
+]
+# Ending (complete, cancel) your own deployment needs `end_own_deployment`, anyone's
+# `end_any_deployment` (`permissions.require_may_end`).
+DeploymentForEnding = Annotated[
+    Scoped[Deployment],
+    Depends(_enforcing(Action.end_own_deployment, _deployment_for_ending)),
+]
+
+PredictionForReading = Annotated[
+    Scoped[Prediction], Depends(prediction_access(Action.read_predictions))
+]

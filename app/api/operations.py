@@ -10,7 +10,7 @@ from app.core.metrics import SharedState, exposition
 from app.db.migrations import current_revision, head_revision
 from app.models.deployment import DeploymentStatus
 from app.services.deployment_views import count_deployments_by_status
-from app.workers.queue import queue_depth
+from app.services.prediction_states import queue_depth
 
 router = APIRouter(tags=["operations"])
 

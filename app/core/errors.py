@@ -1,4 +1,5 @@
-"""Domain errors. Services raise these; one handler in main.py maps them to the contract's body."""
+"""Domain errors. Services raise these; one handler (`app/api/errors.py`) maps them to the
+contract's body."""
 
 from typing import Any
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, CreatedAt, UUIDPrimaryKey, utcnow
+from app.scheduling.ordering import QUEUE, REPRIEVE, Order
 from app.scheduling.resources import Resources
 
 
@@ -35,6 +36,10 @@ class DeploymentStatus(enum.StrEnum):
 class PreemptionPolicy(enum.StrEnum):
     preempt_lower_priority = "preempt_lower_priority"
     never = "never"
+
+
+def _index_elements(order: Order) -> list[Any]:
+    return [text(f"{name} DESC") if descending else name for name, descending in order.fields]
 
 
 class Deployment(UUIDPrimaryKey, CreatedAt, Base):
@@ -73,21 +78,16 @@ class Deployment(UUIDPrimaryKey, CreatedAt, Base):
         Index(
             "ix_deployments_queue",
             "cluster_id",
-            text("priority DESC"),
-            "created_at",
-            "id",
+            *_index_elements(QUEUE),
             postgresql_where=text("status = 'pending' AND unmet_dependencies = 0"),
             sqlite_where=text("status = 'pending' AND unmet_dependencies = 0"),
         ),
-        # Running deployments of a cluster by priority: preemption candidates are a prefix, and
-        # read lowest first in reverse reprieve order (started_at, id descending) it is the order
-        # in which `placement` reads the tail of them, a page at a time.
+        # Running deployments of a cluster, lowest first (reverse reprieve order): preemption
+        # candidates are a prefix, read in the order in which placement loads the tail of them.
         Index(
             "ix_deployments_running",
             "cluster_id",
-            "priority",
-            text("started_at DESC"),
-            text("id DESC"),
+            *_index_elements(REPRIEVE.reversed()),
             postgresql_where=text("status = 'running'"),
             sqlite_where=text("status = 'running'"),
         ),
@@ -110,6 +110,20 @@ class Deployment(UUIDPrimaryKey, CreatedAt, Base):
     @property
     def may_preempt(self) -> bool:
         return self.preemption_policy == PreemptionPolicy.preempt_lower_priority
+
+
+def sql_order(order: Order, source: Any = None) -> tuple[Any, ...]:
+    """`order` as an ORDER BY over deployments, or over `source` (a subquery's `.c`) with the same
+    column names."""
+    columns = [getattr(Deployment if source is None else source, name) for name, _ in order.fields]
+    return tuple(
+        column.desc() if descending else column
+        for column, (_, descending) in zip(columns, order.fields, strict=True)
+    )
+
+
+QUEUE_ORDER_BY = sql_order(QUEUE)
+LOWEST_FIRST = sql_order(REPRIEVE.reversed())  # preemption candidates, victims first
 
 
 class DeploymentDependency(Base):

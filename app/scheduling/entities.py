@@ -12,9 +12,6 @@ from uuid import UUID
 
 from app.scheduling.resources import Resources
 
-# (-priority, created_at, id): high priority first, then FIFO, then id as a stable tie-break.
-OrderKey = tuple[int, datetime, UUID]
-
 
 @dataclass(frozen=True, slots=True)
 class RunningDeployment:
@@ -45,10 +42,6 @@ class PendingDeployment:
     resources: Resources
     created_at: datetime
     may_preempt: bool
-
-    @property
-    def order_key(self) -> OrderKey:
-        return (-self.priority, self.created_at, self.id)
 
     def started(self, now: datetime) -> RunningDeployment:
         return RunningDeployment(

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.cluster import Cluster
 from app.models.deployment import (
+    QUEUE_ORDER_BY,
     Deployment,
     DeploymentDependency,
     DeploymentEvent,
@@ -101,7 +102,7 @@ def _rank_of_one() -> Select[int]:
                 and_(Deployment.priority == priority, row_key < key),
             ),
         )
-        .order_by(Deployment.priority.desc(), Deployment.created_at, Deployment.id)
+        .order_by(*QUEUE_ORDER_BY)
         .limit(_RANK_CAP)
         .subquery("ahead")
     )

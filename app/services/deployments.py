@@ -1,4 +1,6 @@
-"""Deployments: create, complete, cancel; scheduling happens inside the same transaction."""
+"""Creating deployments: validated, stamped with their arrival time once, inserted and counted
+under the cluster's lock, and placed, all in one transaction. Ending them is
+`deployment_lifecycle`."""
 
 import uuid
 from collections.abc import Sequence
@@ -6,17 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    Select,
-    bindparam,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Select, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
-from app.core.errors import Conflict, Forbidden, Unprocessable, not_found
+from app.core.errors import Unprocessable, not_found
 from app.db.base import utcnow
 from app.models.cluster import Cluster
 from app.models.deployment import (
@@ -26,26 +22,20 @@ from app.models.deployment import (
     DeploymentStatus,
     PreemptionPolicy,
 )
-from app.models.organization import Role
 from app.runtimes.catalog import is_known_model
-from app.scheduling import PendingDeployment, Resources
+from app.scheduling import Resources
 from app.services import placement
-from app.services.deployment_views import (
-    DeploymentView,
-    queue_position_of,
-    views,
-)
+from app.services.deployment_failures import fail
+from app.services.deployment_views import DeploymentView, queue_position_of
 from app.services.locks import (
     COUNT_NEW,
     lock_cluster_for_new_deployment,
-    lock_clusters,
     lock_organization,
     refresh_locked,
 )
 from app.services.tenancy import Scoped, parse_id
 
-PENDING, RUNNING = DeploymentStatus.pending, DeploymentStatus.running
-DeploymentAccess = Scoped[Deployment]
+PENDING = DeploymentStatus.pending
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +66,36 @@ def _dependency_ids(raw: Sequence[str]) -> list[uuid.UUID]:
 async def create(
     db: AsyncSession, access: Scoped[Cluster], user_id: uuid.UUID, new: NewDeployment
 ) -> DeploymentView:
-    access.require(Role.developer)
+    # FIFO by arrival: stamped once, at entry, before any lock is waited for.
+    arrived = utcnow()
+    _validate(new)
+    dependency_ids = _dependency_ids(new.depends_on)
+    statuses: list[DeploymentStatus] = []
+    if dependency_ids:
+        # The lock order's first lock: no dependency can end (and miss this dependent in its
+        # cascade) until this transaction commits. The cluster's follows in `_insert_counted`.
+        await lock_organization(db, access.row.organization_id)
+        statuses = await _dependency_statuses(db, access.row.organization_id, dependency_ids)
+    unmet = sum(status != DeploymentStatus.completed for status in statuses)
+    deployment = _new_deployment(access.row, user_id, new, unmet, arrived)
+    cluster = await _insert_counted(db, access.row, deployment)
+    _check_capacity(new, cluster)  # raising rolls the insert back
+    db.add_all(
+        DeploymentDependency(deployment_id=deployment.id, depends_on_id=dep, position=i)
+        for i, dep in enumerate(dependency_ids)
+    )
+    now = utcnow()
+    if any(s in (DeploymentStatus.failed, DeploymentStatus.cancelled) for s in statuses):
+        await db.flush()
+        await db.run_sync(fail, [deployment.id], "dependency_failed", now)
+        await db.refresh(deployment)
+    elif unmet == 0:
+        await db.run_sync(placement.place_newcomer, cluster, deployment, now)
+    await db.commit()
+    return await _view_of_new(db, deployment, dependency_ids)
+
+
+def _validate(new: NewDeployment) -> None:
     if not is_known_model(new.model):
         raise Unprocessable(
             "unknown_model", f"Unknown model {new.model!r}; see GET /api/v1/models.", field="model"
@@ -85,45 +104,6 @@ async def create(
         raise Unprocessable(
             "validation_error", "A deployment must request some resources.", field="resources"
         )
-    dependency_ids = _dependency_ids(new.depends_on)
-    if not dependency_ids:
-        return await _create_ready(db, access.row, user_id, new)
-    org_id = access.row.organization_id
-    await lock_organization(db, org_id)
-    cluster = await lock_cluster_for_new_deployment(db, access.row)  # counts it as pending
-    _check_capacity(new, cluster)
-    statuses = await _dependency_statuses(db, org_id, dependency_ids)
-    now = utcnow()
-    unmet = sum(s != DeploymentStatus.completed for s in statuses)
-    deployment = _new_deployment(cluster, user_id, new, unmet, now)
-    db.add(deployment)
-    db.add_all(
-        DeploymentDependency(deployment_id=deployment.id, depends_on_id=dep, position=i)
-        for i, dep in enumerate(dependency_ids)
-    )
-    placement.record(db.sync_session, deployment.id, "created", now)
-    if any(s in (DeploymentStatus.failed, DeploymentStatus.cancelled) for s in statuses):
-        await db.flush()
-        await db.run_sync(placement.fail, [deployment.id], "dependency_failed", now)
-        await db.refresh(deployment)
-    elif deployment.unmet_dependencies == 0:
-        await db.run_sync(placement.place_newcomer, cluster, deployment, now)
-    await db.commit()
-    return await _view_of_new(db, deployment, dependency_ids)
-
-
-async def _create_ready(
-    db: AsyncSession, cluster: Cluster, user_id: uuid.UUID, new: NewDeployment
-) -> DeploymentView:
-    """A deployment without dependencies: counted, inserted with its `created` event and the
-    cluster locked in one statement (`_insert_ready`), then placed. Its `created_at` is therefore
-    read before the lock is granted; what placement does (`started_at`, events) is stamped after."""
-    deployment = _new_deployment(cluster, user_id, new, 0, utcnow())
-    cluster = await _insert_ready(db, cluster, deployment)
-    _check_capacity(new, cluster)  # raising rolls the insert back
-    await db.run_sync(placement.place_newcomer, cluster, deployment, utcnow())
-    await db.commit()
-    return await _view_of_new(db, deployment, [])
 
 
 def _check_capacity(new: NewDeployment, cluster: Cluster) -> None:
@@ -165,7 +145,7 @@ _DEPLOYMENT_COLUMNS = list(Deployment.__table__.columns)
 _CREATED_EVENT = {"event_type": "created", "event_detail": {}}
 
 
-def _insert_ready_statement() -> Select[*tuple[Any, ...]]:
+def _insert_counted_statement() -> Select[*tuple[Any, ...]]:
     """PostgreSQL: lock and count (`locks.COUNT_NEW`), insert the deployment and its `created`
     event, in one statement. The inserts read the UPDATE's row, so they run after it has the
     lock, and insert nothing if the cluster is gone."""
@@ -198,10 +178,10 @@ def _insert_ready_statement() -> Select[*tuple[Any, ...]]:
     return select(*locked.c).add_cte(deployment, created)
 
 
-_INSERT_READY = _insert_ready_statement()
+_INSERT_COUNTED = _insert_counted_statement()
 
 
-async def _insert_ready(db: AsyncSession, cluster: Cluster, deployment: Deployment) -> Cluster:
+async def _insert_counted(db: AsyncSession, cluster: Cluster, deployment: Deployment) -> Cluster:
     """Lock `cluster` counting `deployment` as pending, insert it and its `created` event: one
     statement on PostgreSQL, three on SQLite (same order). `cluster` is refreshed in place as by
     `lock_cluster_for_new_deployment`; `deployment` joins the session as persistent and clean, so
@@ -212,7 +192,7 @@ async def _insert_ready(db: AsyncSession, cluster: Cluster, deployment: Deployme
         # Prefixed: a parameter named like a column of clusters would join the UPDATE's SET.
         params = {f"new_{key}": value for key, value in values.items()}
         params |= {"cluster_id": cluster.id} | _CREATED_EVENT
-        row = (await conn.execute(_INSERT_READY, params)).one_or_none()
+        row = (await conn.execute(_INSERT_COUNTED, params)).one_or_none()
         if row is None:
             raise not_found("cluster")
         refresh_locked(cluster, row)
@@ -252,110 +232,3 @@ async def _dependency_statuses(
         missing = sorted(set(ids) - {row[0] for row in rows})
         raise _unknown_dependency(f"Unknown dependency {missing[0]}.")
     return [row[1] for row in rows]
-
-
-def _authorize_action(access: DeploymentAccess) -> None:
-    """Developers act on their own deployments; admins on all."""
-    access.require(Role.developer)
-    if access.role != Role.admin and access.row.created_by != access.user_id:
-        raise Forbidden(message="Developers may only act on their own deployments.")
-
-
-async def complete(db: AsyncSession, access: DeploymentAccess) -> DeploymentView:
-    return await _finish(db, access, DeploymentStatus.completed)
-
-
-async def cancel(db: AsyncSession, access: DeploymentAccess) -> DeploymentView:
-    return await _finish(db, access, DeploymentStatus.cancelled)
-
-
-async def _finish(
-    db: AsyncSession, access: DeploymentAccess, outcome: DeploymentStatus
-) -> DeploymentView:
-    _authorize_action(access)
-    org_id, deployment_id = access.row.organization_id, access.row.id
-    await lock_organization(db, org_id)
-    dependents = (
-        await db.execute(
-            select(Deployment.id, Deployment.cluster_id)
-            .join(DeploymentDependency, DeploymentDependency.deployment_id == Deployment.id)
-            .where(
-                DeploymentDependency.depends_on_id == deployment_id, Deployment.status == PENDING
-            )
-        )
-    ).all()
-    clusters = await lock_clusters(
-        db, {access.row.cluster_id} | {cluster_id for _, cluster_id in dependents}
-    )
-    deployment = await db.get(Deployment, deployment_id, populate_existing=True)
-    allowed = (RUNNING,) if outcome == DeploymentStatus.completed else (PENDING, RUNNING)
-    if deployment is None or deployment.status not in allowed:
-        current = deployment.status if deployment else "missing"
-        raise Conflict("invalid_transition", f"A {current} deployment cannot become {outcome}.")
-    now = utcnow()
-    was_running = deployment.status == RUNNING
-    own = clusters[deployment.cluster_id]
-    if was_running:
-        own.allocated = own.allocated - deployment.resources
-        own.running_count -= 1
-    else:
-        own.pending_count -= 1
-    deployment.status, deployment.status_reason, deployment.finished_at = outcome, None, now
-    await db.flush()
-    await db.run_sync(placement.end_predictions, [deployment.id], now)
-    if outcome == DeploymentStatus.completed:
-        placement.record(db.sync_session, deployment.id, "completed", now)
-    else:
-        placement.record(db.sync_session, deployment.id, "cancelled", now, by=str(access.user_id))
-    dependent_ids = [dependent_id for dependent_id, _ in dependents]
-    if outcome == DeploymentStatus.cancelled:
-        await db.run_sync(placement.fail, dependent_ids, "dependency_failed", now)
-        if was_running:
-            await db.run_sync(placement.reschedule_sync, own, now, [], False)
-    else:
-        await _release_dependents(db, dependent_ids, clusters, own, now)
-    await db.commit()
-    return (await views(db, [deployment]))[0]
-
-
-async def _release_dependents(
-    db: AsyncSession,
-    dependent_ids: list[uuid.UUID],
-    clusters: dict[uuid.UUID, Cluster],
-    own: Cluster,
-    now: datetime,
-) -> None:
-    """One dependency fewer for each dependent; those with none left join their cluster's queue.
-    Then schedule every touched cluster, in id order: the own one because room appeared."""
-    released: dict[uuid.UUID, list[PendingDeployment]] = {}
-    if dependent_ids:
-        await db.flush()
-        rows = (
-            await db.execute(
-                update(Deployment)
-                .where(Deployment.id.in_(dependent_ids))
-                .values(unmet_dependencies=Deployment.unmet_dependencies - 1)
-                .returning(
-                    Deployment.id,
-                    Deployment.cluster_id,
-                    Deployment.unmet_dependencies,
-                    Deployment.priority,
-                    Deployment.cpu_millis,
-                    Deployment.ram_millis,
-                    Deployment.gpu,
-                    Deployment.created_at,
-                    Deployment.preemption_policy,
-                )
-            )
-        ).all()
-        for row in rows:
-            if row.unmet_dependencies == 0:
-                released.setdefault(row.cluster_id, []).append(placement.pending_of(row))
-    for cluster_id in sorted({own.id, *released}):
-        await db.run_sync(
-            placement.reschedule_sync,
-            clusters[cluster_id],
-            now,
-            released.get(cluster_id, []),
-            cluster_id != own.id,
-        )

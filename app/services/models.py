@@ -5,8 +5,7 @@ import asyncio
 from dataclasses import dataclass
 
 from app.core.config import Settings
-from app.runtimes.catalog import MODELS
-from app.runtimes.registry import build_runtime
+from app.runtimes.catalog import MODELS, build_runtime
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""Organizations, invite codes and memberships."""
+"""Organizations, invite codes and memberships. Callers have checked the role (the access
+dependencies of app/api/deps.py, through app/services/permissions.py)."""
 
 import uuid
 from dataclasses import dataclass
@@ -13,9 +14,11 @@ from app.core.security import new_invite_code
 from app.models.cluster import Cluster
 from app.models.organization import Membership, Organization, Role
 from app.models.user import User
+from app.services import permissions
 from app.services.deployment_views import count_active
 from app.services.locks import lock_clusters, lock_organization
 from app.services.pagination import Page, paginate
+from app.services.permissions import Action
 from app.services.tenancy import Scoped, parse_id
 
 OrgAccess = Scoped[Organization]
@@ -54,7 +57,6 @@ async def list_for_user(
 async def delete(db: AsyncSession, access: OrgAccess) -> None:
     """Only an organization with no pending or running deployment can go. Its clusters are locked
     (in the usual order) so that no deployment is being created in one of them meanwhile."""
-    access.require(Role.admin)
     await lock_organization(db, access.row.id)
     cluster_ids = await db.scalars(
         select(Cluster.id).where(Cluster.organization_id == access.row.id)
@@ -105,9 +107,10 @@ async def list_members(db: AsyncSession, access: OrgAccess, page: Page) -> tuple
 
 
 async def _lock_membership(db: AsyncSession, org_id: uuid.UUID, raw_user_id: str) -> Membership:
-    """Lock the organization row first: role changes serialize per organization, so two admins
-    demoting each other at once cannot leave it with none."""
-    await db.execute(select(Organization.id).where(Organization.id == org_id).with_for_update())
+    """Lock the organization row first, in the usual order (`lock_organization`): role changes and
+    removals serialize per organization, so two admins demoting each other at once cannot leave it
+    with none (the second one counts the admins after the first has committed)."""
+    await lock_organization(db, org_id)
     user_id = parse_id(raw_user_id)
     membership = None
     if user_id is not None:
@@ -133,7 +136,6 @@ async def _ensure_another_admin(db: AsyncSession, membership: Membership) -> Non
 
 
 async def change_role(db: AsyncSession, access: OrgAccess, raw_user_id: str, role: Role) -> Member:
-    access.require(Role.admin)
     membership = await _lock_membership(db, access.row.id, raw_user_id)
     if role != Role.admin:
         await _ensure_another_admin(db, membership)
@@ -144,9 +146,8 @@ async def change_role(db: AsyncSession, access: OrgAccess, raw_user_id: str, rol
 
 
 async def remove_member(db: AsyncSession, access: OrgAccess, raw_user_id: str) -> None:
-    """Admins remove anyone; any member may remove themself (leave)."""
-    if parse_id(raw_user_id) != access.user_id:
-        access.require(Role.admin)
+    """Admins remove anyone; any member may remove themself (leave): the caller has checked
+    `permissions.require_may_remove_member`."""
     membership = await _lock_membership(db, access.row.id, raw_user_id)
     await _ensure_another_admin(db, membership)
     await db.delete(membership)
@@ -154,4 +155,4 @@ async def remove_member(db: AsyncSession, access: OrgAccess, raw_user_id: str) -
 
 
 def can_see_invite_code(access: OrgAccess) -> bool:
-    return access.role.allows(Role.admin)
+    return permissions.allows(access.role, Action.see_invite_code)

@@ -6,18 +6,18 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.errors import Conflict, DomainError, NotFound
 from app.db.base import utcnow
+from app.db.notifier import Notifier
 from app.models.deployment import Deployment, DeploymentStatus
-from app.models.organization import Role
 from app.models.prediction import Prediction, PredictionStatus
+from app.services import prediction_states
 from app.services.pagination import Page, paginate
-from app.services.tenancy import Scoped, load_scoped
-from app.workers.notifier import QUEUED_CHANNEL, Notifier
+from app.services.tenancy import Scoped
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 POLL_SECONDS = 0.25
@@ -46,7 +46,6 @@ async def submit(
     text_input: str,
     idempotency_key: str | None,
 ) -> Submitted:
-    access.require(Role.developer)
     # Plain values, not the ORM row: a rollback below expires every loaded object.
     deployment_id, org_id, model = access.row.id, access.row.organization_id, access.row.model
     if idempotency_key is not None:
@@ -62,21 +61,9 @@ async def submit(
         raise Conflict(
             "deployment_not_running", f"The deployment is {status}; predictions need it running."
         )
-    prediction = Prediction(
-        id=uuid.uuid4(),
-        organization_id=org_id,
-        deployment_id=deployment_id,
-        created_by=user_id,
-        model=model,
-        input=text_input,
-        status=PredictionStatus.queued,
-        idempotency_key=idempotency_key,
-        attempts=0,
-        created_at=utcnow(),
+    prediction = await prediction_states.enqueue(
+        db, (deployment_id, org_id, model), user_id, text_input, idempotency_key
     )
-    db.add(prediction)
-    if db.get_bind().dialect.name == "postgresql":
-        await db.execute(text(f"NOTIFY {QUEUED_CHANNEL}"))
     try:
         await db.commit()
     except IntegrityError:
@@ -106,10 +93,7 @@ async def _replay(
     if existing is None:
         return None
     if existing.created_at < utcnow() - IDEMPOTENCY_WINDOW:
-        await db.execute(
-            update(Prediction).where(Prediction.id == existing.id).values(idempotency_key=None)
-        )
-        await db.commit()
+        await prediction_states.release_idempotency_key(db, existing.id)
         return None
     if existing.input != text_input:
         raise Conflict(
@@ -139,11 +123,8 @@ async def wait_until_done(
         await notifier.wait_done(prediction_id, pause)
 
 
-async def get_done(db: AsyncSession, raw_id: str, user_id: uuid.UUID) -> Prediction:
-    try:
-        access = await load_scoped(db, Prediction, raw_id, user_id, "prediction")
-    except NotFound:
-        raise prediction_not_found() from None
+def done(access: Scoped[Prediction]) -> Prediction:
+    """The prediction, if it is finished; polling before then is 400 `prediction_pending`."""
     if not access.row.status.is_done:
         raise PredictionPending()
     return access.row

@@ -1,7 +1,10 @@
-"""The one tenancy helper: every read of an organization-owned row goes through `scoped`.
+"""The one tenancy helper: every organization-owned row named by an id is loaded through
+`load_scoped`, whose query joins the caller's membership of the row's organization.
 
 A row of an organization the caller does not belong to is never selected, so it is simply not found
-(404); existence never leaks. Role checks come after, on the membership found by the same query.
+(404); existence never leaks. Lists run only after their organization, cluster or deployment was
+loaded this way, and filter by its id. Role checks come after (`app/services/permissions.py`), on
+the membership found by the same query.
 """
 
 import uuid
@@ -10,13 +13,11 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Select, and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
-from app.core.errors import Forbidden, not_found
+from app.core.errors import not_found
 from app.models.organization import Membership, Organization, Role
 
 T = TypeVar("T")
-S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +28,6 @@ class Scoped(Generic[T]):
     role: Role
     user_id: uuid.UUID
 
-    def require(self, role: Role) -> "Scoped[T]":
-        if not self.role.allows(role):
-            raise Forbidden()
-        return self
-
 
 def parse_id(value: str | uuid.UUID) -> uuid.UUID | None:
     """A path id that is not a UUID is simply unknown (404), never a validation error."""
@@ -41,14 +37,6 @@ def parse_id(value: str | uuid.UUID) -> uuid.UUID | None:
         return uuid.UUID(value)
     except ValueError:
         return None
-
-
-def scoped(stmt: S, user_id: uuid.UUID, org_column: InstrumentedAttribute[Any]) -> S:
-    """Restrict `stmt` to rows whose organization (`org_column`) the user is a member of."""
-    return stmt.join(
-        Membership,
-        and_(Membership.organization_id == org_column, Membership.user_id == user_id),
-    )
 
 
 # The statement of `load_scoped` per (model, for_update), built once: ids are bound per call.
@@ -62,7 +50,7 @@ def _load_statement(model: type[Any], for_update: bool) -> Select[*tuple[Any, ..
         org_column = Organization.id if model is Organization else model.organization_id
         member = and_(
             Membership.organization_id == org_column, Membership.user_id == bindparam("user_id")
-        )  # `scoped`, with the user bound per call
+        )  # the caller's membership of the row's organization: no membership, no row
         stmt = (
             select(model, Membership.role)
             .join(Membership, member)

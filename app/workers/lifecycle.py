@@ -4,7 +4,7 @@ predictions) and, unless WORKER_IN_PROCESS=false, one prediction worker."""
 from fastapi import FastAPI
 
 from app.core.config import Settings
-from app.workers.notifier import Notifier
+from app.db.notifier import Notifier
 from app.workers.worker import Worker
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from app.core.config import Settings
 from app.runtimes.base import Runtime
 from app.runtimes.batching import MicroBatcher
-from app.runtimes.registry import build_runtime
+from app.runtimes.catalog import build_runtime
 
 logger = logging.getLogger(__name__)
 

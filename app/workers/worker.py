@@ -14,10 +14,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.core.config import Settings
 from app.core.metrics import PREDICTION_DURATION, PREDICTIONS
+from app.db.notifier import Notifier
 from app.runtimes.base import RuntimeFailure
-from app.workers import queue
-from app.workers.notifier import Notifier
-from app.workers.queue import Claimed, Sessions
+from app.services import prediction_states
+from app.services.prediction_states import Claimed, Sessions
 from app.workers.runtime_pool import RuntimePool
 
 logger = logging.getLogger(__name__)
@@ -69,15 +69,15 @@ class Worker:
                 await task
         with contextlib.suppress(SQLAlchemyError, OSError):
             while not self._outcomes.empty():
-                await queue.finish(self.sessions, self.id, self._drain())
-            await queue.release_own(self.sessions, self.id)
+                await prediction_states.finish(self.sessions, self.id, self._drain())
+            await prediction_states.release_own(self.sessions, self.id)
         await self.pool.close()
 
     async def _claim_loop(self) -> None:
         while True:
             wanted = min(CLAIM_BATCH, MAX_IN_FLIGHT - len(self._in_flight))
             try:
-                claimed = await queue.claim(
+                claimed = await prediction_states.claim(
                     self.sessions,
                     self.id,
                     wanted,
@@ -127,7 +127,7 @@ class Worker:
         pause = 0.5
         while True:
             try:
-                recorded = set(await queue.finish(self.sessions, self.id, outcomes))
+                recorded = set(await prediction_states.finish(self.sessions, self.id, outcomes))
                 break
             except Exception:
                 logger.exception("recording outcomes failed; retrying")
@@ -138,16 +138,18 @@ class Worker:
                 PREDICTIONS.labels(model, "completed" if error is None else "failed").inc()
 
     async def _renew(self) -> None:
-        await queue.renew_leases(self.sessions, self.id, self.settings.prediction_lease_seconds)
+        await prediction_states.renew_leases(
+            self.sessions, self.id, self.settings.prediction_lease_seconds
+        )
 
     async def _recover(self) -> None:
-        if await queue.recover_expired(self.sessions):
+        if await prediction_states.recover_expired(self.sessions):
             self.notifier.wake()
 
     async def _release(self) -> None:
         ids = self.pool.deployment_ids()
         if ids:
-            running = await queue.running_deployments(self.sessions, ids)
+            running = await prediction_states.running_deployments(self.sessions, ids)
             await self.pool.release_stopped(set(ids), running)
 
     @staticmethod

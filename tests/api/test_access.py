@@ -1,17 +1,32 @@
-"""Access control, generated from the app's own route table (its OpenAPI paths): a new route
-that is not classified here fails these tests until its access rules are stated and proven."""
+"""Access control, read from the app itself: every route under an organization-scoped path
+declares the action its access dependency enforces (`app/api/deps.py`), and the app's one role
+table (`permissions.ROLE_TABLE`) gives that action's minimum role. A new route that is not public,
+not unscoped and declares no action fails these tests until its access rules are stated."""
 
+import asyncio
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.routing import BaseRoute
 
+from app.api.deps import declared_action
+from app.api.v1.router import api_router
+from app.core.errors import Forbidden
 from app.db.base import utcnow
+from app.models.deployment import Deployment
+from app.models.organization import Organization, Role
 from app.models.prediction import Prediction, PredictionStatus
+from app.services import permissions
+from app.services.permissions import ROLE_TABLE, Action
+from app.services.tenancy import Scoped
 from tests.support.api import Org, User, World, assert_error
 
 PUBLIC = {
@@ -100,17 +115,50 @@ async def build_scene(world: World, app: FastAPI) -> Scene:
     )
 
 
-def operations(app: FastAPI) -> list[tuple[str, str]]:
+Route = tuple[str, str]  # (method, path)
+
+
+def operations(app: FastAPI) -> list[Route]:
     paths: dict[str, dict[str, Any]] = app.openapi()["paths"]
     return sorted((method.upper(), path) for path, item in paths.items() for method in item)
 
 
+def is_org_scoped(path: str) -> bool:
+    """Under an organization-scoped path: its first path parameter names an org-owned row."""
+    parameters = re.findall(r"\{(\w+)\}", path)
+    return bool(parameters) and parameters[0] in SCOPED_PARAMETERS
+
+
+def actions_of(dependant: Dependant) -> list[Action]:
+    """The actions declared by the access dependencies anywhere in a route's dependency tree."""
+    found: list[Action] = []
+    for dependency in dependant.dependencies:
+        action = declared_action(dependency.call)
+        if action is not None:
+            found.append(action)
+        found.extend(actions_of(dependency))
+    return found
+
+
+def declared_actions(routes: Sequence[BaseRoute]) -> dict[Route, list[Action]]:
+    """Every API route (included routers walked through, paths with their prefixes) with the
+    actions its dependencies declare."""
+    found: dict[Route, list[Action]] = {}
+    for context in iter_route_contexts(routes):
+        if isinstance(context.original_route, APIRoute) and context.path is not None:
+            dependant: Dependant = context.dependant  # the router's dependencies included
+            for method in context.methods or ():
+                found[(method, context.path)] = actions_of(dependant)
+    return found
+
+
+# The org-scoped routes, read from the same router the app includes (parametrization needs them
+# before any app is built); `test_every_route_is_classified` checks they are the app's.
+SCOPED = sorted(route for route in declared_actions(api_router.routes) if is_org_scoped(route[1]))
+
+
 def body_for(method: str) -> dict[str, Any] | None:
     return {} if method in ("POST", "PATCH", "PUT") else None
-
-
-def none() -> None:
-    return None
 
 
 def new_cluster() -> dict[str, Any]:
@@ -124,41 +172,135 @@ def new_deployment() -> dict[str, Any]:
 ORG = "/api/v1/organizations/{org_id}"
 CLUSTER = "/api/v1/clusters/{cluster_id}"
 DEPLOYMENT = "/api/v1/deployments/{deployment_id}"
-# Role table of the contract: (method, path, minimum role, body). The scene's deployment is the
-# developer's own; "(idle)" rows first cancel it, since only idle clusters and orgs can be deleted.
-ROLE_TABLE: list[tuple[str, str, str, Callable[[], dict[str, Any] | None]]] = [
-    ("GET", ORG, "viewer", none),
-    ("GET", f"{ORG}/members", "viewer", none),
-    ("POST", f"{ORG}/invite-code", "admin", none),
-    ("PATCH", f"{ORG}/members/{{user_id}}", "admin", lambda: {"role": "viewer"}),
-    ("DELETE", f"{ORG}/members/{{user_id}}", "admin", none),
-    ("DELETE", ORG, "admin (idle)", none),
-    ("POST", f"{ORG}/clusters", "admin", new_cluster),
-    ("GET", f"{ORG}/clusters", "viewer", none),
-    ("GET", f"{ORG}/deployments", "viewer", none),
-    ("GET", CLUSTER, "viewer", none),
-    ("PATCH", CLUSTER, "admin", lambda: {"name": "renamed"}),
-    ("DELETE", CLUSTER, "admin (idle)", none),
-    ("POST", f"{CLUSTER}/deployments", "developer", new_deployment),
-    ("GET", f"{CLUSTER}/deployments", "viewer", none),
-    ("GET", DEPLOYMENT, "viewer", none),
-    ("GET", f"{DEPLOYMENT}/events", "viewer", none),
-    ("POST", f"{DEPLOYMENT}/complete", "developer", none),
-    ("POST", f"{DEPLOYMENT}/cancel", "developer", none),
-    ("POST", f"{DEPLOYMENT}/predict", "developer", lambda: {"input": "x"}),
-    ("GET", f"{DEPLOYMENT}/predictions", "viewer", none),
-    ("GET", "/api/v1/predictions/{prediction_id}", "viewer", none),
-]
-RANK = {"viewer": 0, "developer": 1, "admin": 2}
+# Test data only (the rules come from the app): the body each route is sent with (none if absent),
+# and the routes that first need the scene idle, since only idle clusters and orgs can be deleted
+# (the scene's deployment, the developer's own, is cancelled first).
+BODIES: dict[Route, Callable[[], dict[str, Any]]] = {
+    ("PATCH", f"{ORG}/members/{{user_id}}"): lambda: {"role": "viewer"},
+    ("POST", f"{ORG}/clusters"): new_cluster,
+    ("PATCH", CLUSTER): lambda: {"name": "renamed"},
+    ("POST", f"{CLUSTER}/deployments"): new_deployment,
+    ("POST", f"{DEPLOYMENT}/predict"): lambda: {"input": "x"},
+}
+NEEDS_IDLE: set[Route] = {("DELETE", ORG), ("DELETE", CLUSTER)}
+RANK = {Role.viewer: 0, Role.developer: 1, Role.admin: 2}
+
+# The contract's role table (docs/API.md, "Organizations and roles"), as the minimum role of each
+# action: pinned here so that any change to `permissions.ROLE_TABLE` shows up as a failing test.
+CONTRACT: dict[Role, set[Action]] = {
+    Role.viewer: {
+        Action.read_organization,
+        Action.read_members,
+        Action.read_clusters,
+        Action.read_deployments,
+        Action.read_events,
+        Action.read_predictions,
+    },
+    Role.developer: {Action.create_deployment, Action.run_prediction, Action.end_own_deployment},
+    Role.admin: {
+        Action.end_any_deployment,
+        Action.create_cluster,
+        Action.update_cluster,
+        Action.delete_cluster,
+        Action.see_invite_code,
+        Action.rotate_invite_code,
+        Action.change_role,
+        Action.remove_member,
+        Action.delete_organization,
+    },
+}
+
+
+def test_the_role_table_is_the_contract() -> None:
+    assert dict(ROLE_TABLE) == {
+        action: role for role, actions in CONTRACT.items() for action in actions
+    }
+    assert set(ROLE_TABLE) == set(Action)
+    with pytest.raises(TypeError):
+        ROLE_TABLE[Action.read_members] = Role.admin  # type: ignore[index]
+
+
+API_DOC = Path(__file__).resolve().parents[2] / "docs" / "API.md"
+# In docs/API.md a route's role is either a table cell (`| `GET /path?query` `{body}` | role |`)
+# or a parenthesis right after it at the start of a line (`` `GET /path` (role...) ``).
+DOCUMENTED_ROLE = re.compile(
+    r"^(?:\| )?`(GET|POST|PATCH|DELETE) (/api/v1/[^`?\s]+)[^`]*`(?: `[^`]*`)?"
+    r"(?: \| ([^|]+) \|| \(([^)]*)\))",
+    re.MULTILINE,
+)
+
+
+def documented_roles() -> dict[Route, Role]:
+    roles: dict[Route, Role] = {}
+    for method, path, cell, aside in DOCUMENTED_ROLE.findall(API_DOC.read_text()):
+        text = (cell or aside).replace("any member", "viewer")
+        first = re.search(r"viewer|developer|admin", text)
+        if first is not None:
+            roles[(method, path)] = Role(first.group())
+    return roles
+
+
+def test_every_route_declares_the_action_the_contract_documents() -> None:
+    """The route table of the app against the roles docs/API.md gives each route: an action
+    declared on the wrong route would otherwise pass the role-table test below."""
+    documented = documented_roles()
+    declared = declared_actions(api_router.routes)
+    mismatched = {
+        route: (documented.get(route), ROLE_TABLE[action])
+        for route in SCOPED
+        for action in declared[route]
+        if documented.get(route) != ROLE_TABLE[action]
+    }
+    assert mismatched == {}
+
+
+def scoped_deployment(role: Role, own: bool) -> Scoped[Deployment]:
+    me = uuid.uuid4()
+    return Scoped(Deployment(created_by=me if own else uuid.uuid4()), role, me)
+
+
+@pytest.mark.parametrize(
+    ("role", "own", "allowed"),
+    [
+        (Role.viewer, True, False),
+        (Role.viewer, False, False),
+        (Role.developer, True, True),
+        (Role.developer, False, False),
+        (Role.admin, True, True),
+        (Role.admin, False, True),
+    ],
+)
+def test_who_may_end_a_deployment(role: Role, own: bool, allowed: bool) -> None:
+    access = scoped_deployment(role, own)
+    if allowed:
+        assert permissions.require_may_end(access) is access
+    else:
+        with pytest.raises(Forbidden):
+            permissions.require_may_end(access)
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_who_may_remove_a_member(role: Role) -> None:
+    access = Scoped(Organization(id=uuid.uuid4()), role, uuid.uuid4())
+    assert permissions.require_may_remove_member(access, access.user_id) is access  # leaving
+    for someone_else in (uuid.uuid4(), None):
+        if role == Role.admin:
+            assert permissions.require_may_remove_member(access, someone_else) is access
+        else:
+            with pytest.raises(Forbidden):
+                permissions.require_may_remove_member(access, someone_else)
 
 
 def test_every_route_is_classified(app: FastAPI) -> None:
-    scoped = {(m, p) for m, p, _, _ in ROLE_TABLE}
+    actions = declared_actions(app.routes)
+    scoped = {route for route in actions if is_org_scoped(route[1])}
     unclassified = [op for op in operations(app) if op not in PUBLIC | UNSCOPED | scoped]
     assert unclassified == [], "state the access rules of these routes in tests/api/test_access.py"
-    for _, path in scoped:
-        first = re.findall(r"\{(\w+)\}", path)[0]
-        assert first in SCOPED_PARAMETERS, path
+    undeclared = sorted(route for route in scoped if len(actions[route]) != 1)
+    assert undeclared == [], "each org-scoped route needs exactly one access dependency (deps.py)"
+    assert sorted(scoped) == SCOPED
+    assert [route for route in PUBLIC | UNSCOPED if actions.get(route)] == []
+    assert set(BODIES) | NEEDS_IDLE <= scoped, "test data for a route that does not exist"
 
 
 async def test_anonymous_callers_get_401_on_every_authenticated_route(
@@ -175,7 +317,7 @@ async def test_anonymous_callers_get_401_on_every_authenticated_route(
         )
         assert_error(response, 401, "not_authenticated")
         checked += 1
-    assert checked >= len(UNSCOPED) + len(ROLE_TABLE)
+    assert checked >= len(UNSCOPED) + len(SCOPED)
 
 
 async def test_outsiders_get_404_never_403_on_every_org_scoped_route(
@@ -192,7 +334,7 @@ async def test_outsiders_get_404_never_403_on_every_org_scoped_route(
         )
         assert_error(response, 404, f"{resource}_not_found")
         checked += 1
-    assert checked == len(ROLE_TABLE)
+    assert checked == len(SCOPED)
     # Nothing an outsider tried changed anything.
     assert (
         await scene.admin.client.get(f"/api/v1/organizations/{scene.org.id}")
@@ -200,23 +342,19 @@ async def test_outsiders_get_404_never_403_on_every_org_scoped_route(
 
 
 @pytest.mark.parametrize("role", ["viewer", "developer", "admin"])
-@pytest.mark.parametrize(("method", "path", "minimum", "body"), ROLE_TABLE)
-async def test_role_table(
-    app: FastAPI,
-    world: World,
-    role: str,
-    method: str,
-    path: str,
-    minimum: str,
-    body: Callable[[], dict[str, Any] | None],
-) -> None:
+@pytest.mark.parametrize(("method", "path"), SCOPED)
+async def test_role_table(app: FastAPI, world: World, role: str, method: str, path: str) -> None:
+    """Each org-scoped route against the minimum role of the action it declares."""
+    [action] = declared_actions(app.routes)[(method, path)]
+    minimum = ROLE_TABLE[action]
     scene = await build_scene(world, app)
-    if minimum.endswith("(idle)"):
+    if (method, path) in NEEDS_IDLE:
         await scene.admin.client.post(f"/api/v1/deployments/{scene.deployment_id}/cancel")
+    body = BODIES.get((method, path), lambda: None)()
     actor = scene.by_role(role)
-    response = await actor.client.request(method, scene.fill(path), json=body(), headers=HEADERS)
-    if RANK[role] >= RANK[minimum.split()[0]]:
-        assert 200 <= response.status_code < 300, response.text
+    response = await actor.client.request(method, scene.fill(path), json=body, headers=HEADERS)
+    if RANK[Role(role)] >= RANK[minimum]:
+        assert 200 <= response.status_code < 300, (action, response.text)
     else:
         assert_error(response, 403, "forbidden")
 
@@ -227,7 +365,8 @@ async def test_developers_act_only_on_their_own_deployments(app: FastAPI, world:
         response = await scene.target.client.post(
             f"/api/v1/deployments/{scene.deployment_id}/{action}"
         )
-        assert_error(response, 403, "forbidden")
+        body = assert_error(response, 403, "forbidden")
+        assert body["error"] == "Developers may only act on their own deployments."
     done = await scene.admin.client.post(f"/api/v1/deployments/{scene.deployment_id}/complete")
     assert done.status_code == 200
 
@@ -239,3 +378,29 @@ async def test_a_member_may_remove_themself_whatever_the_role(app: FastAPI, worl
             f"/api/v1/organizations/{scene.org.id}/members/{user.id}"
         )
         assert response.status_code == 204
+
+
+async def test_two_admins_demoting_each_other_at_once_leave_one_admin(world: World) -> None:
+    """Role changes and removals take the organization lock (`lock_organization`) before counting
+    admins, so of two admins demoting or removing each other at once one gets 409 `last_admin`
+    (or, if the other went first, 403 as a viewer now or 404 as a member no more). Without the
+    lock this loses the race within a few rounds."""
+    for round_ in range(20):
+        first, second = await world.user(), await world.user()
+        org = await world.org(first, admin2=second)
+        members = f"/api/v1/organizations/{org.id}/members"
+        ends = await asyncio.gather(
+            first.client.delete(f"{members}/{second.id}")
+            if round_ % 2
+            else first.client.patch(f"{members}/{second.id}", json={"role": "viewer"}),
+            second.client.patch(f"{members}/{first.id}", json={"role": "developer"}),
+        )
+        assert sorted(r.status_code < 300 for r in ends) == [False, True], [r.text for r in ends]
+        assert {r.json()["code"] for r in ends if r.status_code >= 300} <= {
+            "last_admin",
+            "forbidden",
+            "organization_not_found",
+        }
+        survivor = first if ends[0].status_code < 300 else second
+        listing = (await survivor.client.get(members)).json()
+        assert [m["user_id"] for m in listing if m["role"] == "admin"] == [survivor.id]

@@ -22,10 +22,14 @@ from app.scheduling import (
     total,
 )
 from app.scheduling.entities import requeued
+from app.scheduling.ordering import QUEUE
 
 T0 = datetime(2026, 11, 29, tzinfo=UTC)
 
 # -- the world -------------------------------------------------------------------------------
+
+# The queue order as the contract declares it (generic and slow: the oracle wants plain).
+QUEUE_KEY = QUEUE.sort_key()
 
 
 @dataclass
@@ -78,7 +82,7 @@ def kube_victims(
 def reference(world: World, evicts: bool, now: datetime) -> tuple[Decision, list[Preemption]]:
     running, pending = dict(world.running), dict(world.pending)
     decision, log = Decision(), []
-    for item in sorted(pending.values(), key=lambda p: p.order_key):
+    for item in sorted(pending.values(), key=QUEUE_KEY):
         if not item.resources.fits_in(world.capacity):
             decision.failed.append(item.id)
             del pending[item.id]
@@ -86,7 +90,7 @@ def reference(world: World, evicts: bool, now: datetime) -> tuple[Decision, list
     while acted:
         acted = False
         available = world.capacity - total(r.resources for r in running.values())
-        for item in sorted(pending.values(), key=lambda p: p.order_key):
+        for item in sorted(pending.values(), key=QUEUE_KEY):
             victims: list[RunningDeployment] = []
             if not item.resources.fits_in(available):
                 if not (evicts and item.may_preempt):
@@ -108,7 +112,7 @@ def reference(world: World, evicts: bool, now: datetime) -> tuple[Decision, list
 def in_memory_fetch(world: World, calls: list[RelevanceFilter]) -> Fetch:
     def fetch(flt: RelevanceFilter, seen: Set[UUID]) -> list[PendingDeployment]:
         calls.append(flt)
-        ordered = sorted(world.pending.values(), key=lambda p: p.order_key)
+        ordered = sorted(world.pending.values(), key=QUEUE_KEY)
         return [p for p in ordered if p.id not in seen and flt.matches(p)][: flt.limit]
 
     return fetch

@@ -6,7 +6,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.cli import build_parser
-from app.workers import queue
+from app.services import prediction_states
 from tests.support.api import World
 
 pytestmark = pytest.mark.both_backends
@@ -32,10 +32,10 @@ async def test_a_worker_claims_only_the_models_of_its_pool(app: FastAPI, world: 
     distilbert_ids = {await submit(admin.client, distilbert["id"]) for _ in range(2)}
     sessions = app.state.sessionmaker
 
-    light = await queue.claim(sessions, "light-pool", 100, 30, frozenset({"mock"}))
+    light = await prediction_states.claim(sessions, "light-pool", 100, 30, frozenset({"mock"}))
     assert {str(item.id) for item in light} == mock_ids
-    assert await queue.claim(sessions, "light-pool", 100, 30, frozenset({"mock"})) == []
-    ml = await queue.claim(sessions, "ml-pool", 100, 30, frozenset({"distilbert-sst2"}))
+    assert await prediction_states.claim(sessions, "light-pool", 100, 30, frozenset({"mock"})) == []
+    ml = await prediction_states.claim(sessions, "ml-pool", 100, 30, frozenset({"distilbert-sst2"}))
     assert {str(item.id) for item in ml} == distilbert_ids
 
 

@@ -26,6 +26,9 @@ class Strategy(Protocol):
     # False for strategies that never evict: the scheduler and the relevance filter skip the
     # preemption path entirely instead of asking.
     evicts: bool
+    # True when the victims are always those `reprieve.victims_in_tail` finds among the lowest
+    # candidates: placement may then load only that tail instead of the whole running set.
+    victims_from_tail: bool
 
     def select_victims(
         self, newcomer: PendingDeployment, running: RunningSet, available: Resources

@@ -12,6 +12,7 @@ class NoPreemption:
 
     name = "none"
     evicts = False
+    victims_from_tail = False
 
     def select_victims(
         self, newcomer: PendingDeployment, running: RunningSet, available: Resources

@@ -20,6 +20,7 @@ class PriorityPreemption:
 
     name = "priority"
     evicts = True
+    victims_from_tail = True
 
     def select_victims(
         self, newcomer: PendingDeployment, running: RunningSet, available: Resources

@@ -1,11 +1,12 @@
 from fastapi import APIRouter, Response, status
 
 from app.api.deps import (
-    ClusterForAdmin,
-    ClusterForViewer,
+    ClusterForDeletion,
+    ClusterForReading,
+    ClusterForUpdate,
     DbSession,
-    OrgForAdmin,
-    OrgForViewer,
+    OrgForClusterList,
+    OrgForNewCluster,
     PageParams,
 )
 from app.models.cluster import Cluster
@@ -38,7 +39,7 @@ def cluster_out(cluster: Cluster) -> ClusterOut:
     summary="Create a cluster (admin)",
     responses=error_responses(401, 403, 404, 409, 422),
 )
-async def create_cluster(body: ClusterIn, access: OrgForAdmin, db: DbSession) -> ClusterOut:
+async def create_cluster(body: ClusterIn, access: OrgForNewCluster, db: DbSession) -> ClusterOut:
     created = await cluster_service.create(
         db, access, body.name, body.resources.to_domain(), body.preemption_strategy
     )
@@ -51,7 +52,7 @@ async def create_cluster(body: ClusterIn, access: OrgForAdmin, db: DbSession) ->
     responses=error_responses(401, 404, 422),
 )
 async def list_clusters(
-    access: OrgForViewer, db: DbSession, page: PageParams, response: Response
+    access: OrgForClusterList, db: DbSession, page: PageParams, response: Response
 ) -> list[ClusterOut]:
     clusters, total = await cluster_service.list_for_org(db, access, page)
     response.headers["X-Total-Count"] = str(total)
@@ -59,7 +60,7 @@ async def list_clusters(
 
 
 @router.get("/clusters/{cluster_id}", summary="Get a cluster", responses=error_responses(401, 404))
-async def get_cluster(access: ClusterForViewer) -> ClusterOut:
+async def get_cluster(access: ClusterForReading) -> ClusterOut:
     return cluster_out(access.row)
 
 
@@ -68,7 +69,7 @@ async def get_cluster(access: ClusterForViewer) -> ClusterOut:
     summary="Change a cluster's name, capacity or strategy (admin); re-runs scheduling",
     responses=error_responses(401, 403, 404, 409, 422),
 )
-async def update_cluster(body: ClusterPatch, access: ClusterForAdmin, db: DbSession) -> ClusterOut:
+async def update_cluster(body: ClusterPatch, access: ClusterForUpdate, db: DbSession) -> ClusterOut:
     updated = await cluster_service.update(
         db,
         access,
@@ -85,5 +86,5 @@ async def update_cluster(body: ClusterPatch, access: ClusterForAdmin, db: DbSess
     summary="Delete an idle cluster and its finished deployments (admin)",
     responses=error_responses(401, 403, 404, 409),
 )
-async def delete_cluster(access: ClusterForAdmin, db: DbSession) -> None:
+async def delete_cluster(access: ClusterForDeletion, db: DbSession) -> None:
     await cluster_service.delete(db, access)

@@ -4,20 +4,21 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from app.api.deps import (
-    ClusterForDeveloper,
-    ClusterForViewer,
+    ClusterForDeploymentList,
+    ClusterForNewDeployment,
     CurrentUser,
     DbSession,
-    DeploymentForDeveloper,
-    DeploymentForViewer,
-    OrgForViewer,
+    DeploymentForEnding,
+    DeploymentForEvents,
+    DeploymentForReading,
+    OrgForDeploymentList,
     PageParams,
 )
 from app.models.deployment import DeploymentStatus
 from app.schemas.common import error_responses
 from app.schemas.deployment import DeploymentIn, DeploymentOut, EventOut
 from app.schemas.resources import ResourcesOut
-from app.services import deployment_views
+from app.services import deployment_lifecycle, deployment_views
 from app.services import deployments as deployment_service
 from app.services.deployment_views import DeploymentView
 from app.services.deployments import NewDeployment
@@ -56,7 +57,7 @@ def deployment_out(view: DeploymentView) -> DeploymentOut:
     responses=error_responses(401, 403, 404, 422),
 )
 async def create_deployment(
-    body: DeploymentIn, access: ClusterForDeveloper, user: CurrentUser, db: DbSession
+    body: DeploymentIn, access: ClusterForNewDeployment, user: CurrentUser, db: DbSession
 ) -> DeploymentOut:
     new = NewDeployment(
         name=body.name,
@@ -75,7 +76,7 @@ async def create_deployment(
     responses=error_responses(401, 404, 422),
 )
 async def list_cluster_deployments(
-    access: ClusterForViewer,
+    access: ClusterForDeploymentList,
     db: DbSession,
     page: PageParams,
     response: Response,
@@ -92,7 +93,7 @@ async def list_cluster_deployments(
     responses=error_responses(401, 404, 422),
 )
 async def list_org_deployments(
-    access: OrgForViewer,
+    access: OrgForDeploymentList,
     db: DbSession,
     page: PageParams,
     response: Response,
@@ -109,7 +110,7 @@ async def list_org_deployments(
     summary="Get a deployment",
     responses=error_responses(401, 404),
 )
-async def get_deployment(access: DeploymentForViewer, db: DbSession) -> DeploymentOut:
+async def get_deployment(access: DeploymentForReading, db: DbSession) -> DeploymentOut:
     return deployment_out((await deployment_views.views(db, [access.row]))[0])
 
 
@@ -119,7 +120,7 @@ async def get_deployment(access: DeploymentForViewer, db: DbSession) -> Deployme
     responses=error_responses(401, 404, 422),
 )
 async def list_events(
-    access: DeploymentForViewer, db: DbSession, page: PageParams, response: Response
+    access: DeploymentForEvents, db: DbSession, page: PageParams, response: Response
 ) -> list[EventOut]:
     events, total = await deployment_views.events(db, access, page)
     response.headers["X-Total-Count"] = str(total)
@@ -131,8 +132,8 @@ async def list_events(
     summary="Mark a running deployment completed; frees its resources",
     responses=error_responses(401, 403, 404, 409),
 )
-async def complete_deployment(access: DeploymentForDeveloper, db: DbSession) -> DeploymentOut:
-    return deployment_out(await deployment_service.complete(db, access))
+async def complete_deployment(access: DeploymentForEnding, db: DbSession) -> DeploymentOut:
+    return deployment_out(await deployment_lifecycle.complete(db, access))
 
 
 @router.post(
@@ -140,5 +141,5 @@ async def complete_deployment(access: DeploymentForDeveloper, db: DbSession) -> 
     summary="Cancel a pending or running deployment; its dependents fail",
     responses=error_responses(401, 403, 404, 409),
 )
-async def cancel_deployment(access: DeploymentForDeveloper, db: DbSession) -> DeploymentOut:
-    return deployment_out(await deployment_service.cancel(db, access))
+async def cancel_deployment(access: DeploymentForEnding, db: DbSession) -> DeploymentOut:
+    return deployment_out(await deployment_lifecycle.cancel(db, access))

@@ -1,6 +1,16 @@
 from fastapi import APIRouter, Response, status
 
-from app.api.deps import CurrentUser, DbSession, OrgForAdmin, OrgForViewer, PageParams
+from app.api.deps import (
+    CurrentUser,
+    DbSession,
+    OrgForDeletion,
+    OrgForInviteRotation,
+    OrgForMemberList,
+    OrgForMemberRemoval,
+    OrgForReading,
+    OrgForRoleChange,
+    PageParams,
+)
 from app.core.rate_limit import rate_limit_scope
 from app.schemas.common import error_responses
 from app.schemas.organization import JoinIn, MemberOut, OrganizationIn, OrganizationOut, RoleIn
@@ -66,7 +76,7 @@ async def join_organization(body: JoinIn, user: CurrentUser, db: DbSession) -> O
     summary="Get an organization (invite code for admins only)",
     responses=error_responses(401, 404),
 )
-async def get_organization(access: OrgForViewer) -> OrganizationOut:
+async def get_organization(access: OrgForReading) -> OrganizationOut:
     return organization_out(access)
 
 
@@ -76,7 +86,7 @@ async def get_organization(access: OrgForViewer) -> OrganizationOut:
     summary="Delete an organization",
     responses=error_responses(401, 403, 404, 409),
 )
-async def delete_organization(access: OrgForAdmin, db: DbSession) -> None:
+async def delete_organization(access: OrgForDeletion, db: DbSession) -> None:
     await org_service.delete(db, access)
 
 
@@ -85,7 +95,7 @@ async def delete_organization(access: OrgForAdmin, db: DbSession) -> None:
     summary="Rotate the invite code (the old one stops working)",
     responses=error_responses(401, 403, 404),
 )
-async def rotate_invite_code(access: OrgForAdmin, db: DbSession) -> OrganizationOut:
+async def rotate_invite_code(access: OrgForInviteRotation, db: DbSession) -> OrganizationOut:
     return organization_out(await org_service.rotate_invite_code(db, access))
 
 
@@ -95,7 +105,7 @@ async def rotate_invite_code(access: OrgForAdmin, db: DbSession) -> Organization
     responses=error_responses(401, 404, 422),
 )
 async def list_members(
-    access: OrgForViewer, db: DbSession, page: PageParams, response: Response
+    access: OrgForMemberList, db: DbSession, page: PageParams, response: Response
 ) -> list[MemberOut]:
     members, total = await org_service.list_members(db, access, page)
     response.headers["X-Total-Count"] = str(total)
@@ -108,7 +118,7 @@ async def list_members(
     responses=error_responses(401, 403, 404, 409, 422),
 )
 async def change_member_role(
-    user_id: str, body: RoleIn, access: OrgForAdmin, db: DbSession
+    user_id: str, body: RoleIn, access: OrgForRoleChange, db: DbSession
 ) -> MemberOut:
     return member_out(await org_service.change_role(db, access, user_id, body.role))
 
@@ -119,5 +129,5 @@ async def change_member_role(
     summary="Remove a member, or leave (your own user id)",
     responses=error_responses(401, 403, 404, 409),
 )
-async def remove_member(user_id: str, access: OrgForViewer, db: DbSession) -> None:
+async def remove_member(user_id: str, access: OrgForMemberRemoval, db: DbSession) -> None:
     await org_service.remove_member(db, access, user_id)

@@ -6,9 +6,10 @@ from fastapi.responses import JSONResponse
 from app.api.deps import (
     CurrentUser,
     DbSession,
-    DeploymentForDeveloper,
-    DeploymentForViewer,
+    DeploymentForPrediction,
+    DeploymentForPredictionList,
     PageParams,
+    PredictionForReading,
     SettingsDep,
 )
 from app.core.rate_limit import rate_limit_scope
@@ -72,7 +73,7 @@ def finished(prediction: Prediction, replayed: bool) -> JSONResponse:
 @rate_limit_scope("predict")
 async def predict(
     body: PredictIn,
-    access: DeploymentForDeveloper,
+    access: DeploymentForPrediction,
     user: CurrentUser,
     db: DbSession,
     settings: SettingsDep,
@@ -101,8 +102,8 @@ async def predict(
     summary="A prediction's result (400 while still processing)",
     responses=error_responses(400, 401, 404),
 )
-async def get_prediction(prediction_id: str, user: CurrentUser, db: DbSession) -> PredictionOut:
-    return prediction_out(await prediction_service.get_done(db, prediction_id, user.id))
+async def get_prediction(access: PredictionForReading) -> PredictionOut:
+    return prediction_out(prediction_service.done(access))
 
 
 @router.get(
@@ -111,7 +112,7 @@ async def get_prediction(prediction_id: str, user: CurrentUser, db: DbSession) -
     responses=error_responses(401, 404, 422),
 )
 async def list_predictions(
-    access: DeploymentForViewer,
+    access: DeploymentForPredictionList,
     db: DbSession,
     page: PageParams,
     response: Response,

@@ -1,19 +1,33 @@
-"""The durable queue's operations. Every transition of a prediction row is one guarded UPDATE, so
-a row is claimed by one worker at a time and completed at most once, whatever crashes."""
+"""The prediction state machine: every write of a prediction row is here, each transition one
+guarded UPDATE (its WHERE names the states it may leave), with the NOTIFY that announces it. So a
+row is claimed by one worker at a time and finished at most once, whatever crashes.
+
+    (new)    -> queued      enqueue: the API stores it, durable before any answer
+    queued   -> running     claim: a worker takes it, under a lease it renews while the model runs
+    running  -> completed   finish: the worker that holds it records the output
+    running  -> failed      finish (the model failed), or recover: its lease lapsed a second time
+    running  -> queued      recover: its lease lapsed once; or release: its worker shut down
+    queued   -> failed      end_for_deployments: the deployment completed, was cancelled or failed
+    running  -> failed      end_for_deployments, likewise (a worker still running it then finds
+                            the row gone from `running` and cannot complete it)
+
+completed and failed are final. Used by the API's services and by the workers alike.
+"""
 
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from app.db.base import utcnow
+from app.db.notifier import notify_done, notify_queued
 from app.models.deployment import Deployment, DeploymentStatus
 from app.models.prediction import Prediction, PredictionStatus
-from app.workers.notifier import NOTIFY_DONE
 
 QUEUED, RUNNING = PredictionStatus.queued, PredictionStatus.running
 COMPLETED, FAILED = PredictionStatus.completed, PredictionStatus.failed
@@ -32,10 +46,56 @@ class Claimed:
     input: str
 
 
-async def notify_done(db: AsyncSession, ids: list[uuid.UUID]) -> None:
-    """Queue a NOTIFY per finished prediction; PostgreSQL delivers them at commit."""
-    if ids and db.get_bind().dialect.name == "postgresql":
-        await db.execute(NOTIFY_DONE, {"ids": [str(i) for i in ids]})
+async def enqueue(
+    db: AsyncSession,
+    deployment: tuple[uuid.UUID, uuid.UUID, str],
+    created_by: uuid.UUID,
+    text_input: str,
+    idempotency_key: str | None,
+) -> Prediction:
+    """A new prediction of `deployment` (id, organization id, model), queued; the workers are
+    woken when the caller's transaction commits."""
+    deployment_id, organization_id, model = deployment
+    prediction = Prediction(
+        id=uuid.uuid4(),
+        organization_id=organization_id,
+        deployment_id=deployment_id,
+        created_by=created_by,
+        model=model,
+        input=text_input,
+        status=QUEUED,
+        idempotency_key=idempotency_key,
+        attempts=0,
+        created_at=utcnow(),
+    )
+    db.add(prediction)
+    await notify_queued(db)
+    return prediction
+
+
+async def release_idempotency_key(db: AsyncSession, prediction_id: uuid.UUID) -> None:
+    """An expired key is given up by its prediction, so that it can be used afresh."""
+    await db.execute(
+        update(Prediction).where(Prediction.id == prediction_id).values(idempotency_key=None)
+    )
+
+
+def end_for_deployments(session: Session, deployment_ids: list[uuid.UUID], now: datetime) -> None:
+    """A deployment that stops running for good takes its unfinished predictions with it: they
+    fail now, in the same transaction, and a worker still running one cannot complete it."""
+    if not deployment_ids:
+        return
+    ended = session.scalars(
+        update(Prediction)
+        .where(
+            Prediction.deployment_id.in_(deployment_ids),
+            Prediction.status.in_([QUEUED, RUNNING]),
+        )
+        .values(status=FAILED, error=DEPLOYMENT_ENDED, completed_at=now, lease_expires_at=None)
+        .returning(Prediction.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    notify_done(session, list(ended))
 
 
 async def claim(
@@ -113,7 +173,7 @@ async def finish(
             )
             if result.first() is not None:
                 recorded.append(prediction_id)
-        await notify_done(db, recorded)
+        await db.run_sync(notify_done, recorded)
         await db.commit()
     return recorded
 
@@ -156,7 +216,7 @@ async def recover_expired(sessions: Sessions) -> int:
                 .execution_options(synchronize_session=False)
             )
         ).all()
-        await notify_done(db, [row[0] for row in rows if row[1] == FAILED])
+        await db.run_sync(notify_done, [row[0] for row in rows if row[1] == FAILED])
         await db.commit()
     return len(rows)
 

@@ -1,6 +1,9 @@
 """PostgreSQL LISTEN/NOTIFY: wakes workers when predictions are queued and synchronous callers
 when theirs are done. One listening connection per process. Everything that waits on it also
-polls, so a lost notification (or SQLite, which has none) only costs latency, never correctness."""
+polls, so a lost notification (or SQLite, which has none) only costs latency, never correctness.
+
+Database plumbing, below the services and the workers that use it: the statements that notify
+(`notify_queued`, `notify_done`) and the listener (`Notifier`) live together here."""
 
 import asyncio
 import contextlib
@@ -10,15 +13,35 @@ import uuid
 import psycopg
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 logger = logging.getLogger(__name__)
 
 QUEUED_CHANNEL = "prediction_queued"
 DONE_CHANNEL = "prediction_done"
 # One NOTIFY per finished prediction, the id as payload; delivered at commit. Takes `:ids`.
-NOTIFY_DONE = text(
+_NOTIFY_DONE = text(
     f"SELECT pg_notify('{DONE_CHANNEL}', x) FROM unnest(CAST(:ids AS text[])) AS x"  # noqa: S608
 )
+_NOTIFY_QUEUED = text(f"NOTIFY {QUEUED_CHANNEL}")
+
+
+def _notifies(session: Session | AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def notify_queued(db: AsyncSession) -> None:
+    """Wake the workers when this transaction commits (PostgreSQL only; others poll)."""
+    if _notifies(db):
+        await db.execute(_NOTIFY_QUEUED)
+
+
+def notify_done(session: Session, ids: list[uuid.UUID]) -> None:
+    """Wake whoever waits on these predictions when this transaction commits. Synchronous, for
+    the transactions run through `run_sync`; `await db.run_sync(notify_done, ids)` otherwise."""
+    if ids and _notifies(session):
+        session.execute(_NOTIFY_DONE, {"ids": [str(i) for i in ids]})
 
 
 def listen_dsn(database_url: str) -> str | None:

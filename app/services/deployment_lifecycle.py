@@ -1,0 +1,128 @@
+"""Ending a deployment: complete (running → completed) and cancel (pending or running →
+cancelled). It frees its resources at once, fails its unfinished predictions, then releases its
+dependents (completed) or fails them (cancelled), and schedules every touched cluster again
+(rules 5 and 6 of the scheduling semantics), all in one transaction and in the lock order.
+"""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import Conflict
+from app.db.base import utcnow
+from app.models.cluster import Cluster
+from app.models.deployment import Deployment, DeploymentDependency, DeploymentStatus
+from app.scheduling import PendingDeployment
+from app.services import placement
+from app.services.deployment_events import record
+from app.services.deployment_failures import fail
+from app.services.deployment_views import DeploymentView, views
+from app.services.locks import lock_clusters, lock_organization
+from app.services.placement.statements import pending_of
+from app.services.prediction_states import end_for_deployments
+from app.services.tenancy import Scoped
+
+PENDING, RUNNING = DeploymentStatus.pending, DeploymentStatus.running
+COMPLETED, CANCELLED = DeploymentStatus.completed, DeploymentStatus.cancelled
+# The statuses each ending may leave; any other is 409 invalid_transition.
+ENDS_FROM = {COMPLETED: (RUNNING,), CANCELLED: (PENDING, RUNNING)}
+
+
+async def complete(db: AsyncSession, access: Scoped[Deployment]) -> DeploymentView:
+    return await _end(db, access, COMPLETED)
+
+
+async def cancel(db: AsyncSession, access: Scoped[Deployment]) -> DeploymentView:
+    return await _end(db, access, CANCELLED)
+
+
+async def _end(
+    db: AsyncSession, access: Scoped[Deployment], outcome: DeploymentStatus
+) -> DeploymentView:
+    org_id, deployment_id = access.row.organization_id, access.row.id
+    await lock_organization(db, org_id)
+    dependents = (
+        await db.execute(
+            select(Deployment.id, Deployment.cluster_id)
+            .join(DeploymentDependency, DeploymentDependency.deployment_id == Deployment.id)
+            .where(
+                DeploymentDependency.depends_on_id == deployment_id, Deployment.status == PENDING
+            )
+        )
+    ).all()
+    clusters = await lock_clusters(
+        db, {access.row.cluster_id} | {cluster_id for _, cluster_id in dependents}
+    )
+    deployment = await db.get(Deployment, deployment_id, populate_existing=True)
+    if deployment is None or deployment.status not in ENDS_FROM[outcome]:
+        current = deployment.status if deployment else "missing"
+        raise Conflict("invalid_transition", f"A {current} deployment cannot become {outcome}.")
+    now = utcnow()
+    was_running = deployment.status == RUNNING
+    own = clusters[deployment.cluster_id]
+    if was_running:
+        own.allocated = own.allocated - deployment.resources
+        own.running_count -= 1
+    else:
+        own.pending_count -= 1
+    deployment.status, deployment.status_reason, deployment.finished_at = outcome, None, now
+    await db.flush()
+    await db.run_sync(end_for_deployments, [deployment.id], now)
+    if outcome == COMPLETED:
+        record(db.sync_session, deployment.id, "completed", now)
+    else:
+        record(db.sync_session, deployment.id, "cancelled", now, by=str(access.user_id))
+    dependent_ids = [dependent_id for dependent_id, _ in dependents]
+    if outcome == CANCELLED:
+        await db.run_sync(fail, dependent_ids, "dependency_failed", now)
+        if was_running:
+            await db.run_sync(placement.reschedule_sync, own, now, [], False)
+    else:
+        await _release_dependents(db, dependent_ids, clusters, own, now)
+    await db.commit()
+    return (await views(db, [deployment]))[0]
+
+
+async def _release_dependents(
+    db: AsyncSession,
+    dependent_ids: list[uuid.UUID],
+    clusters: dict[uuid.UUID, Cluster],
+    own: Cluster,
+    now: datetime,
+) -> None:
+    """One dependency fewer for each dependent; those with none left join their cluster's queue.
+    Then schedule every touched cluster, in id order: the own one because room appeared."""
+    released: dict[uuid.UUID, list[PendingDeployment]] = {}
+    if dependent_ids:
+        await db.flush()
+        rows = (
+            await db.execute(
+                update(Deployment)
+                .where(Deployment.id.in_(dependent_ids))
+                .values(unmet_dependencies=Deployment.unmet_dependencies - 1)
+                .returning(
+                    Deployment.id,
+                    Deployment.cluster_id,
+                    Deployment.unmet_dependencies,
+                    Deployment.priority,
+                    Deployment.cpu_millis,
+                    Deployment.ram_millis,
+                    Deployment.gpu,
+                    Deployment.created_at,
+                    Deployment.preemption_policy,
+                )
+            )
+        ).all()
+        for row in rows:
+            if row.unmet_dependencies == 0:
+                released.setdefault(row.cluster_id, []).append(pending_of(row))
+    for cluster_id in sorted({own.id, *released}):
+        await db.run_sync(
+            placement.reschedule_sync,
+            clusters[cluster_id],
+            now,
+            released.get(cluster_id, []),
+            cluster_id != own.id,
+        )

@@ -1,0 +1,71 @@
+"""Placing one new deployment whose dependencies are met, on a cluster at its fixpoint.
+
+After every pass nothing pending can act, so only the newcomer can, and the common cases need no
+pass at all: it fits (start it), or it cannot get room even by evicting every lower priority (leave
+it pending). A strategy whose victims always come from the lowest candidates
+(`Strategy.victims_from_tail`) lets a preemption load only that tail (`app.scheduling.reprieve`);
+when `reprieve.settles` proves that nothing else can act afterwards, the eviction and start are the
+whole pass. Anything else runs the general pass, which loads the running set.
+"""
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from app.core.metrics import SCHEDULING_DECISIONS
+from app.models.cluster import Cluster
+from app.models.deployment import Deployment, DeploymentStatus
+from app.scheduling import Eviction, PendingDeployment, get_strategy
+from app.scheduling.reprieve import deficit, settles, victims_in_tail
+from app.services.deployment_events import record
+from app.services.placement.passes import Known, evict, reschedule
+from app.services.placement.statements import lower_priority_total, tail_candidates
+
+# Priorities are 0 .. 1000 (a check constraint): nothing runs below 0.
+_LOWEST_PRIORITY = 0
+
+
+def place_newcomer(
+    session: Session, cluster: Cluster, deployment: Deployment, now: datetime
+) -> None:
+    needed = deployment.resources
+    available = cluster.available
+    if needed.fits_in(available):
+        _start(session, cluster, deployment, now)
+        return
+    if not deployment.may_preempt or deployment.priority <= _LOWEST_PRIORITY:
+        return
+    strategy = get_strategy(cluster.preemption_strategy)
+    if not strategy.evicts:
+        return
+    newcomer = PendingDeployment(
+        deployment.id, deployment.priority, needed, deployment.created_at, True
+    )
+    if not strategy.victims_from_tail:
+        below = lower_priority_total(session, cluster.id, deployment.priority)
+        if needed.fits_in(available + below):
+            reschedule(session, cluster, now, newcomers=[newcomer], at_fixpoint=True)
+        return
+    tail = tail_candidates(session, cluster.id, deployment.priority, deficit(needed, available))
+    victims = victims_in_tail(needed, available, tail)
+    if victims is None:
+        return
+    if not settles(needed, victims):
+        reschedule(session, cluster, now, newcomers=[newcomer], at_fixpoint=True)
+        return
+    known = Known({victim.id: victim.resources for victim in victims})
+    evict(session, cluster, [Eviction(victim.id, deployment.id) for victim in victims], known, now)
+    _start(session, cluster, deployment, now)
+
+
+def _start(session: Session, cluster: Cluster, deployment: Deployment, now: datetime) -> None:
+    deployment.status, deployment.status_reason, deployment.started_at = (
+        DeploymentStatus.running,
+        None,
+        now,
+    )
+    cluster.allocated = cluster.allocated + deployment.resources
+    cluster.pending_count -= 1
+    cluster.running_count += 1
+    record(session, deployment.id, "scheduled", now)
+    SCHEDULING_DECISIONS.labels("started").inc()

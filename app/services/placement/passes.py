@@ -1,0 +1,136 @@
+"""The general scheduling pass: load the running set, let the pure incremental pass fetch what
+could act through the relevance filter, and apply its decision to the rows and the cluster's books.
+
+Synchronous SQLAlchemy, run through `AsyncSession.run_sync`, because the pure pass calls `fetch`
+while it walks; the caller holds the cluster's row lock for the whole transaction, so the pass sees
+a state nobody else changes.
+"""
+
+import uuid
+from collections.abc import Iterable, Set
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from app.core.metrics import PREEMPTIONS, SCHEDULING_DECISIONS
+from app.models.cluster import Cluster
+from app.models.deployment import Deployment, DeploymentStatus
+from app.scheduling import (
+    Decision,
+    Eviction,
+    PendingDeployment,
+    RelevanceFilter,
+    Resources,
+    get_strategy,
+    schedule_incremental,
+)
+from app.services.deployment_events import record
+from app.services.deployment_failures import fail
+from app.services.placement.statements import EVICT, fetch_relevant, load_running
+
+
+@dataclass
+class Known:
+    """Resources of every deployment the pass was handed, to apply its decision by id."""
+
+    resources: dict[uuid.UUID, Resources] = field(default_factory=dict)
+
+    def add(self, deployment_id: uuid.UUID, resources: Resources) -> None:
+        self.resources[deployment_id] = resources
+
+
+def reschedule(
+    session: Session,
+    cluster: Cluster,
+    now: datetime,
+    *,
+    newcomers: Iterable[PendingDeployment] = (),
+    at_fixpoint: bool = False,
+) -> Decision:
+    """Run the incremental pass for `cluster` and apply its decision."""
+    session.flush()
+    known = Known()
+    running = load_running(session, cluster.id)
+    for item in running:
+        known.add(item.id, item.resources)
+    arriving = list(newcomers)
+    for newcomer in arriving:
+        known.add(newcomer.id, newcomer.resources)
+
+    def fetch(flt: RelevanceFilter, seen: Set[uuid.UUID]) -> list[PendingDeployment]:
+        page = fetch_relevant(session, cluster.id, flt, seen)
+        for item in page:
+            known.add(item.id, item.resources)
+        return page
+
+    decision = schedule_incremental(
+        cluster.capacity,
+        running,
+        arriving,
+        fetch,
+        get_strategy(cluster.preemption_strategy),
+        now,
+        at_fixpoint=at_fixpoint,
+    )
+    _apply(session, cluster, decision, known, now)
+    return decision
+
+
+def reschedule_sync(
+    session: Session,
+    cluster: Cluster,
+    now: datetime,
+    newcomers: list[PendingDeployment],
+    at_fixpoint: bool,
+) -> None:
+    """`reschedule` with positional arguments, for `AsyncSession.run_sync`."""
+    reschedule(session, cluster, now, newcomers=newcomers, at_fixpoint=at_fixpoint)
+
+
+def evict(
+    session: Session, cluster: Cluster, evicted: list[Eviction], known: Known, now: datetime
+) -> None:
+    """Victims back to the queue: one UPDATE, their events, the cluster's books."""
+    session.connection().execute(EVICT, {"ids": [e.victim_id for e in evicted]})
+    freed_cpu = freed_ram = freed_gpu = 0
+    for eviction in evicted:
+        record(
+            session, eviction.victim_id, "preempted", now, preempted_by=str(eviction.preemptor_id)
+        )
+        record(session, eviction.victim_id, "requeued", now)
+        res = known.resources[eviction.victim_id]
+        freed_cpu += res.cpu_millis
+        freed_ram += res.ram_millis
+        freed_gpu += res.gpu
+    cluster.allocated = cluster.allocated - Resources(freed_cpu, freed_ram, freed_gpu)
+    cluster.running_count -= len(evicted)
+    cluster.pending_count += len(evicted)
+    SCHEDULING_DECISIONS.labels("evicted").inc(len(evicted))
+    PREEMPTIONS.inc(len(evicted))
+
+
+def _apply(
+    session: Session, cluster: Cluster, decision: Decision, known: Known, now: datetime
+) -> None:
+    """Evictions first, then starts, then failures: the order the pass took them in."""
+    if decision.evicted:
+        evict(session, cluster, decision.evicted, known, now)
+    if decision.started:
+        session.execute(
+            update(Deployment)
+            .where(Deployment.id.in_(decision.started))
+            .values(status=DeploymentStatus.running, status_reason=None, started_at=now)
+        )
+        for started in decision.started:
+            record(session, started, "scheduled", now)
+        cluster.allocated = cluster.allocated + Resources.sum(
+            known.resources[started] for started in decision.started
+        )
+        cluster.running_count += len(decision.started)
+        cluster.pending_count -= len(decision.started)
+        SCHEDULING_DECISIONS.labels("started").inc(len(decision.started))
+    if decision.failed:
+        fail(session, decision.failed, "exceeds_cluster_capacity", now)
+        SCHEDULING_DECISIONS.labels("failed").inc(len(decision.failed))
