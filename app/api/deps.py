@@ -3,11 +3,11 @@
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.core.errors import NotAuthenticated, NotFound
+from app.core.errors import NotAuthenticated
 from app.core.security import CookieSigner
 from app.db.session import session_scope
 from app.models.cluster import Cluster
@@ -19,7 +19,6 @@ from app.services import permissions
 from app.services.auth import Principal
 from app.services.pagination import Page
 from app.services.permissions import Action
-from app.services.predictions import prediction_not_found
 from app.services.tenancy import Scoped, load_scoped, parse_id
 
 T = TypeVar("T")
@@ -125,50 +124,39 @@ def declared_action(call: object) -> Action | None:
     return action if isinstance(action, Action) else None
 
 
-def org_access(action: Action) -> Access[Organization]:
-    async def dependency(org_id: str, user: CurrentUser, db: DbSession) -> Scoped[Organization]:
-        access = await load_scoped(db, Organization, org_id, user.id, "organization")
-        return permissions.require(access, action)
+def _access(
+    model: type[T],
+    resource: str,
+    action: Action,
+    check: Callable[[Scoped[T]], Scoped[T]] | None = None,
+) -> Access[T]:
+    """Load the row named by the path's `<resource>_id` (`org_id` for organizations) through the
+    tenancy helper, then apply `check`, by default the role `action` needs."""
+    parameter = "org_id" if resource == "organization" else f"{resource}_id"
+
+    async def dependency(
+        raw_id: Annotated[str, Path(alias=parameter)], user: CurrentUser, db: DbSession
+    ) -> Scoped[T]:
+        access = await load_scoped(db, model, raw_id, user.id, resource)
+        return check(access) if check else permissions.require(access, action)
 
     return _enforcing(action, dependency)
+
+
+def org_access(action: Action) -> Access[Organization]:
+    return _access(Organization, "organization", action)
 
 
 def cluster_access(action: Action) -> Access[Cluster]:
-    async def dependency(cluster_id: str, user: CurrentUser, db: DbSession) -> Scoped[Cluster]:
-        access = await load_scoped(db, Cluster, cluster_id, user.id, "cluster")
-        return permissions.require(access, action)
-
-    return _enforcing(action, dependency)
+    return _access(Cluster, "cluster", action)
 
 
 def deployment_access(action: Action) -> Access[Deployment]:
-    async def dependency(
-        deployment_id: str, user: CurrentUser, db: DbSession
-    ) -> Scoped[Deployment]:
-        access = await load_scoped(db, Deployment, deployment_id, user.id, "deployment")
-        return permissions.require(access, action)
-
-    return _enforcing(action, dependency)
+    return _access(Deployment, "deployment", action)
 
 
 def prediction_access(action: Action) -> Access[Prediction]:
-    async def dependency(
-        prediction_id: str, user: CurrentUser, db: DbSession
-    ) -> Scoped[Prediction]:
-        try:
-            access = await load_scoped(db, Prediction, prediction_id, user.id, "prediction")
-        except NotFound:
-            raise prediction_not_found() from None
-        return permissions.require(access, action)
-
-    return _enforcing(action, dependency)
-
-
-async def _deployment_for_ending(
-    deployment_id: str, user: CurrentUser, db: DbSession
-) -> Scoped[Deployment]:
-    access = await load_scoped(db, Deployment, deployment_id, user.id, "deployment")
-    return permissions.require_may_end(access)
+    return _access(Prediction, "prediction", action)
 
 
 async def _org_for_member_removal(
@@ -218,7 +206,9 @@ DeploymentForPredictionList = Annotated[
 # `end_any_deployment` (`permissions.require_may_end`).
 DeploymentForEnding = Annotated[
     Scoped[Deployment],
-    Depends(_enforcing(Action.end_own_deployment, _deployment_for_ending)),
+    Depends(
+        _access(Deployment, "deployment", Action.end_own_deployment, permissions.require_may_end)
+    ),
 ]
 
 PredictionForReading = Annotated[

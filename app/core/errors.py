@@ -66,7 +66,12 @@ class Unprocessable(DomainError):
         super().__init__(code, message, **extra)
 
 
+# Sentences the contract fixes word for word; the others are "<Resource> not found."
+_NOT_FOUND_MESSAGES = {"prediction": "Prediction ID not found."}
+
+
 def not_found(resource: str) -> NotFound:
     """`not_found("organization")` gives code `organization_not_found` and a matching sentence."""
     label = resource.replace("_", " ")
-    return NotFound(f"{resource}_not_found", f"{label[0].upper()}{label[1:]} not found.")
+    message = _NOT_FOUND_MESSAGES.get(resource, f"{label[0].upper()}{label[1:]} not found.")
+    return NotFound(f"{resource}_not_found", message)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.errors import Conflict, DomainError, NotFound
+from app.core.errors import Conflict, DomainError
 from app.db.base import utcnow
 from app.db.notifier import Notifier
 from app.models.deployment import Deployment, DeploymentStatus
@@ -27,10 +27,6 @@ class PredictionPending(DomainError):
     status_code = 400
     default_code = "prediction_pending"
     default_message = "Prediction is still being processed."
-
-
-def prediction_not_found() -> NotFound:
-    return NotFound("prediction_not_found", "Prediction ID not found.")
 
 
 @dataclass(frozen=True, slots=True)

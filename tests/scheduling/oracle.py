@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
+
+from hypothesis import strategies as st
 
 from app.scheduling import (
     Decision,
@@ -42,6 +44,33 @@ class World:
 
     def allocated(self) -> Resources:
         return total(r.resources for r in self.running.values())
+
+
+Spec = tuple[int, Resources, bool]  # priority, resources, may preempt
+
+# Requests of mixed shapes, never all zero.
+resources_st = st.builds(
+    Resources,
+    st.sampled_from([0, 250, 500, 1000, 1500, 2000, 3000]),
+    st.sampled_from([0, 512, 1000, 2000, 4000]),
+    st.sampled_from([0, 0, 0, 1, 2]),
+).filter(lambda r: not r.is_zero())
+
+
+def world_from_specs(capacity: Resources, running: list[Spec], pending: list[Spec]) -> World:
+    """Running deployments that fit, started at one of 3 minutes, and pending ones created at one
+    of 4: ties on time are common, so the id's place in the orders is exercised."""
+    world = World(capacity)
+    for n, (priority, resources, may_preempt) in enumerate(running):
+        at = T0 + timedelta(minutes=n % 3)
+        run = RunningDeployment(UUID(int=n + 1), priority, resources, at, at, may_preempt)
+        if (world.allocated() + resources).fits_in(capacity):
+            world.running[run.id] = run
+    for n, (priority, resources, may_preempt) in enumerate(pending):
+        at = T0 + timedelta(minutes=n % 4)
+        item = PendingDeployment(UUID(int=100 + n), priority, resources, at, may_preempt)
+        world.pending[item.id] = item
+    return world
 
 
 def apply(world: World, decision: Decision, now: datetime) -> None:

@@ -36,16 +36,12 @@ from tests.scheduling.oracle import (
     assert_preemptions,
     in_memory_fetch,
     reference,
+    resources_st,
+    world_from_specs,
 )
 
 # -- events ----------------------------------------------------------------------------------
 
-resources_st = st.builds(
-    Resources,
-    st.sampled_from([0, 250, 500, 1000, 1500, 2000, 3000]),
-    st.sampled_from([0, 512, 1000, 2000, 4000]),
-    st.sampled_from([0, 0, 0, 1, 2]),
-).filter(lambda r: not r.is_zero())
 
 capacity_st = st.builds(
     Resources,
@@ -232,16 +228,7 @@ def check_one_pass(
     max_bands: int,
 ) -> None:
     strategy = get_strategy(strategy_name)
-    world = World(capacity)
-    for n, (priority, resources, may_preempt) in enumerate(running_specs):
-        at = T0 + timedelta(minutes=n % 3)
-        run = RunningDeployment(UUID(int=n + 1), priority, resources, at, at, may_preempt)
-        if (world.allocated() + resources).fits_in(capacity):
-            world.running[run.id] = run
-    for n, (priority, resources, may_preempt) in enumerate(pending_specs):
-        at = T0 + timedelta(minutes=n % 4)
-        item = PendingDeployment(UUID(int=100 + n), priority, resources, at, may_preempt)
-        world.pending[item.id] = item
+    world = world_from_specs(capacity, running_specs, pending_specs)
     now = T0 + timedelta(hours=1)
     running = list(world.running.values())
 

@@ -20,16 +20,10 @@ from app.scheduling import (
 )
 from app.scheduling.ordering import REPRIEVE
 from app.scheduling.reprieve import deficit, settles, tail_length, victims_in_tail
-from tests.scheduling.oracle import T0, World, apply
+from tests.scheduling.oracle import T0, apply, resources_st, world_from_specs
 
 PRIORITY = get_strategy("priority")
 
-resources_st = st.builds(
-    Resources,
-    st.sampled_from([0, 250, 500, 1000, 1500, 2000, 3000]),
-    st.sampled_from([0, 512, 1000, 2000, 4000]),
-    st.sampled_from([0, 0, 0, 1, 2]),
-).filter(lambda r: not r.is_zero())
 
 # Mixed shapes, or all alike in one dimension (where evictions free exactly what is needed).
 any_resources_st = st.one_of(resources_st, st.builds(Resources, st.sampled_from([500, 1000])))
@@ -105,16 +99,7 @@ def test_a_settled_preemption_is_the_whole_pass(
 ) -> None:
     """From a fixpoint, a newcomer that preempts: when `settles` says so, the full pass does exactly
     its evictions and its start; when the tail finds no victims, the full pass does nothing."""
-    world = World(capacity)
-    for n, (priority, resources, may_preempt) in enumerate(running_specs):
-        at = T0 + timedelta(minutes=n % 3)
-        run = RunningDeployment(UUID(int=n + 1), priority, resources, at, at, may_preempt)
-        if (world.allocated() + resources).fits_in(capacity):
-            world.running[run.id] = run
-    for n, (priority, resources, may_preempt) in enumerate(pending_specs):
-        at = T0 + timedelta(minutes=n % 4)
-        item = PendingDeployment(UUID(int=100 + n), priority, resources, at, may_preempt)
-        world.pending[item.id] = item
+    world = world_from_specs(capacity, running_specs, pending_specs)
     now = T0 + timedelta(hours=1)
     settle = schedule(capacity, list(world.running.values()), world.pending.values(), PRIORITY, now)
     apply(world, settle, now)  # the cluster at its fixpoint, as every transaction leaves it

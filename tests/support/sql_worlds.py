@@ -32,6 +32,7 @@ from app.models import Cluster, Deployment, DeploymentStatus, Organization, Pree
 from app.scheduling import PendingDeployment, Resources, RunningDeployment, total
 from app.scheduling.ordering import QUEUE, REPRIEVE
 from tests.scheduling.oracle import T0, World
+from tests.support.books import CLUSTER_BOOKS, assert_balanced
 
 QUEUE_KEY = QUEUE.sort_key()
 LOWEST_FIRST_KEY = REPRIEVE.reversed().sort_key()
@@ -469,32 +470,11 @@ def read_rows(session: Session, cluster_id: uuid.UUID) -> dict[uuid.UUID, RowSta
 
 
 def assert_books(session: Session, cluster_ids: list[uuid.UUID]) -> None:
-    """Each cluster's `allocated` is the sum of its running rows, within capacity, and its
-    counts are its rows' (read in the test's own transaction)."""
-    rows = session.execute(
-        text(
-            """
-            SELECT c.id, c.capacity_cpu_millis, c.capacity_ram_millis, c.capacity_gpu,
-                   c.allocated_cpu_millis, c.allocated_ram_millis, c.allocated_gpu,
-                   c.running_count, c.pending_count,
-                   COALESCE(SUM(d.cpu_millis) FILTER (WHERE d.status = 'running'), 0),
-                   COALESCE(SUM(d.ram_millis) FILTER (WHERE d.status = 'running'), 0),
-                   COALESCE(SUM(d.gpu) FILTER (WHERE d.status = 'running'), 0),
-                   COUNT(d.id) FILTER (WHERE d.status = 'running'),
-                   COUNT(d.id) FILTER (WHERE d.status = 'pending')
-            FROM clusters c LEFT JOIN deployments d ON d.cluster_id = c.id
-            WHERE c.id = ANY(:ids)
-            GROUP BY c.id
-            """
-        ),
-        {"ids": cluster_ids},
-    ).all()
+    """`books.assert_balanced` for these clusters, read in the test's own transaction."""
+    where = text(CLUSTER_BOOKS.format(where="WHERE c.id = ANY(:ids)"))
+    rows = session.execute(where, {"ids": cluster_ids}).all()
     assert len(rows) == len(cluster_ids)
-    for r in rows:
-        capacity, allocated, running_sum = tuple(r[1:4]), tuple(r[4:7]), tuple(r[9:12])
-        assert allocated == running_sum, f"cluster {r[0]}: allocated {allocated} != {running_sum}"
-        assert all(a <= c for a, c in zip(allocated, capacity, strict=True)), r
-        assert (r[7], r[8]) == (r[12], r[13]), f"cluster {r[0]}: counts {r[7:9]} != {r[12:14]}"
+    assert_balanced(rows)
 
 
 def short(items: Any) -> str:
