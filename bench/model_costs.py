@@ -1,13 +1,12 @@
-# ruff: noqa: E402 - the sys.path fix below has to run before any import that reaches `http`.
 """What each model costs a worker to serve: memory, load time, latency, throughput.
 
-Run by hand from the project root: `python bench/model_costs.py [--rounds 2] [--duration 8]`.
-Prints a markdown table for docs/BENCHMARKS.md and the machine it ran on.
+Run from the project root: `python -m bench.model_costs [--rounds 2] [--duration 8]` (the `ml`
+and `bench` extras). Prints a markdown table for docs/BENCHMARKS.md and the machine it ran on.
 
 * mock: the worker's cost is the configured delay (MOCK_DELAY_MIN-MAX); what the runtime itself
   adds is measured in a fresh process with delay 0: RSS before and after 1,000 sequential calls
   (and 1,000 concurrent calls of 0.5 s), and the mean time per call.
-* distilbert-sst2 at full distilbert-base size: bench/inference.py's build_model() (random weights,
+* distilbert-sst2 at full distilbert-base size: the harness's build_distilbert() (random weights,
   a synthetic 30,522-entry WordPiece vocabulary) saved to a temp dir. Per round, a fresh process
   with --threads torch threads (OMP_NUM_THREADS, which binds the thread predict_batch runs torch
   in, and torch.set_num_threads) measures RSS before `import torch, transformers`, after it (the
@@ -22,91 +21,66 @@ Prints a markdown table for docs/BENCHMARKS.md and the machine it ran on.
   downloaded here: not measured.
 """
 
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-# Run as a script, Python puts bench/ first on sys.path, where bench/http.py shadows stdlib `http`.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-sys.path.insert(0, str(ROOT))
-
 import argparse
 import asyncio
-import datetime as dt
 import json
-import math
 import os
-import platform
 import random
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
-MIB = 1024 * 1024
+from bench.harness import (
+    ROOT,
+    build_distilbert,
+    cores,
+    cpu_reading,
+    environment,
+    machine_line,
+    memory_mib,
+    module_command,
+    repeat,
+    sentences,
+)
+
 MOCK_CALLS, MOCK_CONCURRENT, MOCK_CONCURRENT_DELAY = 1000, 1000, 0.5
 Result = dict[str, Any]
 DASH = "\N{EN DASH}"  # ranges in the table, as in docs/BENCHMARKS.md
 
 
 def rss_mib() -> float:
-    """Resident memory of this process now (psutil if installed, else /proc/self/status)."""
-    try:
-        import psutil
-    except ImportError:
-        return proc_status("VmRSS")
-    return float(psutil.Process().memory_info().rss) / MIB
-
-
-def proc_status(field: str) -> float:
-    """A `kB` field of /proc/self/status (VmRSS, VmHWM) in MiB; NaN where there is none."""
-    try:
-        lines = Path("/proc/self/status").read_text().splitlines()
-    except OSError:
-        return math.nan
-    for line in lines:
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return math.nan
-
-
-def cpu_seconds() -> tuple[float, float]:
-    """CPU seconds so far of the whole machine and of this process (NaN without psutil)."""
-    try:
-        import psutil
-    except ImportError:
-        return math.nan, math.nan
-    t = psutil.cpu_times()
-    machine = t.user + t.nice + t.system + t.irq + t.softirq + t.steal
-    return machine, sum(psutil.Process().cpu_times()[:2])
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)  # nearest rank
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+    """Resident memory of this process now (VmRSS)."""
+    return memory_mib()[0]
 
 
 async def timed_cell(
-    run: Callable[[list[str]], Any], inputs: list[str], batch: int, seconds: float, calls: int
+    run: Callable[[list[str]], Awaitable[object]],
+    inputs: list[str],
+    batch: int,
+    seconds: float,
+    calls: int,
 ) -> Result:
     """predict_batch on `batch` random inputs, back to back, for at least `seconds` and `calls`
     calls after one warm-up call; sentences/s, latency, and the cores used by this process and by
     every other one meanwhile."""
-    await run(random.sample(inputs, batch))
-    (machine, own), latencies, start = cpu_seconds(), list[float](), time.perf_counter()
-    while time.perf_counter() - start < seconds or len(latencies) < calls:
-        sent = time.perf_counter()
-        await run(random.sample(inputs, batch))
-        latencies.append(time.perf_counter() - sent)
-    elapsed = time.perf_counter() - start
-    machine_after, own_after = cpu_seconds()
+
+    async def call() -> object:
+        return await run(random.sample(inputs, batch))
+
+    await call()
+    before = cpu_reading(own=[os.getpid()])
+    sample = await repeat(call, seconds, min_calls=calls, per_call=batch)
+    used = cores(before, cpu_reading(own=[os.getpid()]), sample.elapsed)
     return {
-        "sentences_s": batch * len(latencies) / elapsed,
-        "p50_ms": percentile(latencies, 0.5) * 1000,
-        "p95_ms": percentile(latencies, 0.95) * 1000,
-        "own": (own_after - own) / elapsed,
-        "other": max(0.0, (machine_after - machine) - (own_after - own)) / elapsed,
+        "sentences_s": sample.rate,
+        "p50_ms": sample.ms(0.5),
+        "p95_ms": sample.ms(0.95),
+        "own": used["own"],
+        "other": used["other"],
     }
 
 
@@ -159,9 +133,8 @@ async def child_distilbert(
     result["load_s"] = time.perf_counter() - start
     result["rss_loaded"] = rss_mib()
 
-    rng = random.Random(0)
     random.seed(0)
-    inputs = [" ".join(rng.choices(words, k=rng.randint(15, 40))) + "." for _ in range(2000)]
+    inputs = sentences(words, random.Random(0))
     tokens = [len(ids) for ids in runtime._tokenizer(inputs[:500])["input_ids"]]
     result["tokens"] = (min(tokens), sum(tokens) / len(tokens), max(tokens))
     for text in inputs[:3]:  # the first forward passes touch every weight
@@ -170,19 +143,20 @@ async def child_distilbert(
     result["batch1"] = await timed_cell(runtime.predict_batch, inputs, 1, 0.0, calls)
     for batch in batches:
         result[f"batch{batch}"] = await timed_cell(runtime.predict_batch, inputs, batch, seconds, 3)
-    result["rss_end"], result["rss_peak"] = rss_mib(), proc_status("VmHWM")
+    result["rss_end"], result["rss_peak"] = memory_mib()
     await runtime.unload()
     return result
 
 
 def run_child(args: list[str], env: dict[str, str]) -> Result:
-    """This file in a fresh interpreter in --child mode; its last stdout line is the JSON result."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", *args]
+    """This module in a fresh interpreter in --child mode; its last stdout line is the JSON
+    result."""
+    command = module_command("bench.model_costs", "--child", *args)
     done = subprocess.run(
-        command, cwd=ROOT, env=os.environ | env, capture_output=True, text=True, check=False
+        command, cwd=ROOT, env=environment(env), capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
-        raise RuntimeError(f"{command[3:5]} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"{args[:2]} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return dict(json.loads(done.stdout.splitlines()[-1]))
 
 
@@ -200,10 +174,8 @@ def span(values: list[float], digits: int = 0) -> str:
 def report(
     args: argparse.Namespace, mock: Result, bert: list[Result], one: list[Result], delays: str
 ) -> None:
-    uname, now = platform.uname(), dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(
-        f"\n{uname.system} {uname.release} {uname.machine}, {os.cpu_count()} cores, {now}, Python "
-        f"{platform.python_version()}, {bert[0]['versions']}; DistilBERT with {args.threads} torch "
+        f"\n{machine_line()}, {bert[0]['versions']}; DistilBERT with {args.threads} torch "
         f"threads (OMP_NUM_THREADS={args.threads} and torch.set_num_threads), and with 1 for the "
         f"last column; each round a fresh process per thread count; per cell the best of "
         f"{args.rounds} round(s); batch 1 over {args.calls} calls, batches 8 and 32 over "
@@ -293,7 +265,6 @@ def main() -> None:
         return
 
     from app.core.config import Settings
-    from bench.inference import build_model
 
     settings = Settings()
     delays = f"{settings.mock_delay_min:g}{DASH}{settings.mock_delay_max:g} s"
@@ -302,15 +273,16 @@ def main() -> None:
     options = ["--calls", str(args.calls), "--duration", str(args.duration)]
     bert, one = list[Result](), list[Result]()
     with tempfile.TemporaryDirectory(prefix="bench-model-costs-") as tmp:
-        model, words = Path(tmp) / "model", Path(tmp) / "words.txt"
+        model, words_file = Path(tmp) / "model", Path(tmp) / "words.txt"
         model.mkdir()
         print("distilbert: building the full-size model ...", file=sys.stderr, flush=True)
-        words.write_text(" ".join(build_model(model, random.Random(0))))
+        words_file.write_text(" ".join(build_distilbert(model, random.Random(0))))
         for number in range(1, args.rounds + 1):
             for threads, batches, results in ((args.threads, ["8", "32"], bert), (1, ["32"], one)):
                 print(f"distilbert: round {number}, {threads} thread(s) ...", file=sys.stderr)
                 env = {"OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
-                child = ["distilbert", str(model), str(words), *batches, "--threads", str(threads)]
+                child = ["distilbert", str(model), str(words_file), *batches]
+                child += ["--threads", str(threads)]
                 results.append(run_child([*child, *options], env))
     print("gemma3:1b (Ollama): not measured here (no model download).", file=sys.stderr)
     report(args, mock, bert, one, delays)

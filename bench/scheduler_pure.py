@@ -1,6 +1,6 @@
 """Benchmark: full scheduling passes of the pure scheduler (no database).
 
-    python bench/scheduler_pure.py
+    python -m bench.scheduler_pure      (from the project root)
 
 A cluster is filled by 1k running deployments; a backlog of n pending ones (1k, 10k, 100k, in
 shuffled order) is scheduled in one full pass. A "decision" is one pending deployment considered
@@ -16,15 +16,10 @@ Workloads:
 from __future__ import annotations
 
 import math
-import platform
 import random
-import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from uuid import UUID
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.scheduling import (
     Decision,
@@ -34,6 +29,7 @@ from app.scheduling import (
     get_strategy,
     schedule,
 )
+from bench.harness import machine_line, table
 
 SEED = 20261129
 T0 = datetime(2026, 11, 29, tzinfo=UTC)
@@ -90,12 +86,8 @@ def time_pass(cluster: Cluster, strategy: str, repeats: int) -> tuple[float, Dec
 
 
 def main() -> None:
-    print(f"python {platform.python_version()} ({platform.machine()}), seed {SEED}\n")
-    print(
-        "| workload | strategy | pending | running | started | evicted | pass (ms)"
-        " | decisions/s | time growth | n log n growth |"
-    )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"{machine_line()}; seed {SEED}\n")
+    rows = []
     for workload, strategy in (("mixed", "priority"), ("mixed", "none"), ("stress", "priority")):
         previous: tuple[int, float] | None = None
         for n in SIZES:
@@ -106,11 +98,23 @@ def main() -> None:
                 growth = f"x{seconds / previous[1]:.1f}"
                 expected = f"x{n * math.log(n) / (previous[0] * math.log(previous[0])):.1f}"
             previous = (n, seconds)
-            print(
-                f"| {workload} | {strategy} | {n:,} | {RUNNING:,} | {len(decision.started):,}"
-                f" | {len(decision.evicted):,} | {seconds * 1000:,.1f} | {n / seconds:,.0f}"
-                f" | {growth} | {expected} |"
+            rows.append(
+                [
+                    workload,
+                    strategy,
+                    f"{n:,}",
+                    f"{RUNNING:,}",
+                    f"{len(decision.started):,}",
+                    f"{len(decision.evicted):,}",
+                    f"{seconds * 1000:,.1f}",
+                    f"{n / seconds:,.0f}",
+                    growth,
+                    expected,
+                ]
             )
+    columns = ["workload", "strategy", "pending", "running", "started", "evicted", "pass (ms)"]
+    columns += ["decisions/s", "time growth", "n log n growth"]
+    print(table(columns, rows, align="llrrrrrrrr"))
 
 
 if __name__ == "__main__":
