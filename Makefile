@@ -12,7 +12,7 @@ PIP := $(BIN)/python -m pip install --quiet --constraint constraints.txt
 TEST_POSTGRES_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 export TEST_POSTGRES_ADMIN_URL
 
-.PHONY: run test postgres nginx lock
+.PHONY: run test postgres nginx chromium lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +47,14 @@ nginx:
 			--no-install-recommends nginx >/dev/null && \
 		{ service nginx stop >/dev/null 2>&1 || true; }; }
 
-test: $(VENV)/.full postgres nginx
+# Debian's Chromium, for the tests that load /docs and /redoc in a browser (tests/browser):
+# Playwright drives this one and never downloads a browser of its own.
+chromium:
+	@test -x /usr/bin/chromium || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends chromium >/dev/null; }
+
+test: $(VENV)/.full postgres nginx chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.api.errors import install_error_handlers
-from app.api.openapi import install_openapi
+from app.api.openapi import install_docs, install_openapi
 from app.api.operations import router as operations_router
 from app.api.v1.router import api_router
 from app.core.config import Settings
@@ -57,6 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # /docs and /redoc are `install_docs`'s: on assets shipped in the package, not a CDN.
+        docs_url=None,
+        redoc_url=None,
         openapi_tags=[
             {"name": "auth", "description": "Accounts and session cookies."},
             {"name": "organizations", "description": "Organizations, invite codes, members."},
@@ -78,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_error_handlers(app)
     install_openapi(app)
+    install_docs(app)
     app.include_router(operations_router)
     app.include_router(api_router)
 

@@ -27,8 +27,10 @@ def test_serve_starts_one_process_per_core_on_postgresql_and_one_on_sqlite() -> 
 
 @pytest.fixture
 def environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`metrics_directory` exports the variable; monkeypatch puts the environment back."""
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    """`metrics_directory` exports the variable; monkeypatch puts the environment back (set
+    first: a variable deleted while absent would not be recorded, and would leak out)."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
 
 
 @pytest.mark.usefixtures("environ")

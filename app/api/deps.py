@@ -86,10 +86,30 @@ async def enforce_rate_limit(
     await request.app.state.rate_limits.check(request)
 
 
-async def current_user(user: Annotated[Principal | None, Depends(optional_user)]) -> Principal:
+async def current_user(
+    request: Request, user: Annotated[Principal | None, Depends(optional_user)]
+) -> Principal:
     if user is None:
-        raise NotAuthenticated()
+        raise await _not_authenticated(request)
     return user
+
+
+async def _not_authenticated(request: Request) -> NotAuthenticated:
+    """Why there is no user, in words: no cookie; a cookie whose session expired (and when); or
+    one tampered with, logged out or unknown. Only a request about to be refused gets here, so the
+    second query costs nothing to signed-in requests."""
+    state = request.app.state
+    cookie = request.cookies.get(state.settings.session_cookie_name)
+    if not cookie:
+        return NotAuthenticated()
+    token = _verified_token(request)
+    if token is None:
+        return NotAuthenticated.session_invalid()
+    async with state.lookup_engine.connect() as conn:
+        expired_at = await auth_service.session_expired_at(conn, token)
+    if expired_at is None:
+        return NotAuthenticated.session_invalid()
+    return NotAuthenticated.session_expired(expired_at)
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]

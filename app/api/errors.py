@@ -5,11 +5,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from slowapi.errors import RateLimitExceeded
 from starlette.exceptions import HTTPException
 
-from app.core.errors import DomainError
+from app.core.errors import DomainError, error_response
 
 _HTTP_CODES = {
     400: ("bad_request", "The request could not be understood."),
@@ -22,12 +22,6 @@ _HTTP_CODES = {
 }
 
 
-def error_response(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None, **extra: Any
-) -> JSONResponse:
-    return JSONResponse({"error": message, "code": code, **extra}, status, headers=headers)
-
-
 def _field_path(loc: tuple[int | str, ...]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
@@ -35,23 +29,62 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+def _json_position(document: object, position: int) -> str:
+    """`line 1, column 19` (both from 1, as Python's json module counts) for a character offset."""
+    if not isinstance(document, str) or not 0 <= position <= len(document):
+        return f"character {position + 1}"
+    line = document.count("\n", 0, position) + 1
+    column = position - document.rfind("\n", 0, position)
+    return f"line {line}, column {column}"
+
+
+# pydantic counts every length in "items"; say what is counted: characters of a string, entries
+# of a list (a 100,001-character prediction input read "at most 100000 items").
+_UNITS = {True: ("character", "characters"), False: ("entry", "entries")}
+
+
+def _length_message(error: Mapping[str, Any]) -> str:
+    ctx = error.get("ctx") or {}
+    is_text = isinstance(error.get("input"), str)
+    kind = "String" if is_text else str(ctx.get("field_type", "Value"))
+    limit = ctx.get("max_length") if error["type"] == "too_long" else ctx.get("min_length")
+    one, many = _UNITS[is_text]
+    bound = "at most" if error["type"] == "too_long" else "at least"
+    message = f"{kind} should have {bound} {limit} {one if limit == 1 else many}"
+    actual = ctx.get("actual_length")
+    return message if actual is None else f"{message}, not {actual}"
+
+
+def _field_error(error: Mapping[str, Any], body: object) -> dict[str, str]:
+    loc = tuple(error.get("loc", ()))
+    kind = error.get("type")
+    if kind == "json_invalid":
+        # FastAPI reports the decoder's character offset as the location: `("body", 18)`.
+        position = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
+        reason = (error.get("ctx") or {}).get("error", "not valid JSON")
+        return {
+            "field": "body",
+            "message": f"Invalid JSON at {_json_position(body, position)}: {reason}",
+        }
+    if kind in ("too_long", "too_short"):
+        return {"field": _field_path(loc), "message": _length_message(error)}
+    return {"field": _field_path(loc), "message": str(error.get("msg", ""))}
+
+
+async def _domain_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
     return error_response(exc.status_code, exc.code, exc.message, **exc.extra)
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    fields = [
-        {"field": _field_path(tuple(err.get("loc", ()))), "message": str(err.get("msg", ""))}
-        for err in exc.errors()
-    ]
+    fields = [_field_error(err, exc.body) for err in exc.errors()]
     return error_response(
         422, "validation_error", "The request is invalid; see `fields`.", fields=fields
     )
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 400:
         # FastAPI's answer to a body it cannot decode (not UTF-8, say): a validation error here.
@@ -62,7 +95,7 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, message, headers=exc.headers)
 
 
-async def _rate_limited(request: Request, _exc: Exception) -> JSONResponse:
+async def _rate_limited(request: Request, _exc: Exception) -> Response:
     retry_after = request.app.state.rate_limits.retry_after(request)
     return error_response(
         429,

@@ -11,6 +11,8 @@ from app.db.migrations import current_revision, head_revision
 from app.models.deployment import DeploymentStatus
 from app.services.deployment_views import count_deployments_by_status
 from app.services.prediction_states import queue_depth
+from app.services.serving_state import count_not_serving
+from app.services.worker_heartbeats import count_alive
 
 router = APIRouter(tags=["operations"])
 
@@ -18,12 +20,13 @@ router = APIRouter(tags=["operations"])
 class Status(BaseModel):
     status: str
     reason: str | None = None
+    workers_alive: int | None = None
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {"status": "ok"},
-                {"status": "ready"},
+                {"status": "ready", "workers_alive": 2},
                 {"status": "not_ready", "reason": "schema at 0001, latest migration is 0002"},
             ]
         }
@@ -37,10 +40,15 @@ async def health() -> Status:
 
 @router.get(
     "/ready",
-    summary="Readiness: the database answers and the schema is at the latest migration",
+    summary="Readiness: database up, schema at the latest migration, a worker alive",
     response_model=Status,
     response_model_exclude_none=True,
-    responses={503: {"model": Status}},
+    responses={
+        503: {
+            "model": Status,
+            "description": "Not ready: `reason` says why. A probe's answer, not an error body.",
+        }
+    },
 )
 async def ready(request: Request) -> JSONResponse:
     try:
@@ -52,7 +60,12 @@ async def ready(request: Request) -> JSONResponse:
     if current != head:
         reason = f"schema at {current}, latest migration is {head}"
         return JSONResponse({"status": "not_ready", "reason": reason}, 503)
-    return JSONResponse({"status": "ready"})
+    async with request.app.state.sessionmaker() as db:
+        workers = await count_alive(db)
+    if workers == 0 and not request.app.state.settings.worker_in_process:
+        reason = "no prediction worker is alive; start one with `mlops worker`"
+        return JSONResponse({"status": "not_ready", "reason": reason, "workers_alive": 0}, 503)
+    return JSONResponse({"status": "ready", "workers_alive": workers})
 
 
 @router.get(
@@ -77,7 +90,10 @@ async def _read_shared_state(request: Request) -> SharedState | None:
     try:
         async with request.app.state.sessionmaker() as db:
             counts = await count_deployments_by_status(db)
-            depth = await queue_depth(db)
+            not_serving = await count_not_serving(db)
+            depth, oldest = await queue_depth(db)
+            workers = await count_alive(db)
     except (SQLAlchemyError, OSError):
         return None
-    return SharedState({status.value: counts.get(status, 0) for status in DeploymentStatus}, depth)
+    by_status = {status.value: counts.get(status, 0) for status in DeploymentStatus}
+    return SharedState(by_status, not_serving, depth, oldest, workers)

@@ -1,7 +1,37 @@
 """Domain errors. Services raise these; one handler (`app/api/errors.py`) maps them to the
-contract's body."""
+contract's body, which `error_response` writes for every error, whoever answers it."""
 
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
+
+from starlette.responses import Response
+
+
+def error_body(code: str, message: str, **extra: Any) -> bytes:
+    """The bytes of every error body: compact UTF-8 JSON, `error` first, then `code`."""
+    return json.dumps(
+        {"error": message, "code": code, **extra},
+        ensure_ascii=False,
+        allow_nan=False,
+        separators=(",", ":"),
+    ).encode()
+
+
+def error_response(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None, **extra: Any
+) -> Response:
+    """Every error response, body and headers: the exception handlers' (`app/api/errors.py`) and
+    the edge middleware's (413, 415, 500) alike."""
+    return Response(
+        error_body(code, message, **extra), status, headers=headers, media_type="application/json"
+    )
+
+
+class SetupError(Exception):
+    """A setup that cannot work (a database not migrated, say): the command line prints its
+    message, one sentence, and exits non-zero."""
 
 
 class DomainError(Exception):
@@ -20,6 +50,16 @@ class NotAuthenticated(DomainError):
     status_code = 401
     default_code = "not_authenticated"
     default_message = "Authentication required."
+
+    @classmethod
+    def session_expired(cls, expired_at: datetime) -> "NotAuthenticated":
+        at = expired_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return cls(message=f"Your session expired at {at}; sign in again.")
+
+    @classmethod
+    def session_invalid(cls) -> "NotAuthenticated":
+        """A cookie that is tampered with, or names a session logged out or never issued."""
+        return cls(message="Your session is no longer valid; sign in again.")
 
 
 class InvalidCredentials(DomainError):

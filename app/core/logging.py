@@ -4,10 +4,20 @@ import logging
 import sys
 
 from asgi_correlation_id import CorrelationIdFilter
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
+
+from app.core.errors import SetupError
+
+# uvicorn attaches `color_message`, its message with ANSI colour codes, to some records; as an
+# extra it would land in the JSON as `\u001b[32m...`. The plain `message` says the same.
+_NOT_LOGGED = (*RESERVED_ATTRS, "color_message")
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def configure_logging(level: str = "INFO") -> None:
+    if level.upper() not in logging.getLevelNamesMapping():
+        raise SetupError(f"LOG_LEVEL: unknown level {level!r}; use one of {', '.join(_LEVELS)}")
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(CorrelationIdFilter(default_value=None))
     handler.setFormatter(
@@ -21,6 +31,7 @@ def configure_logging(level: str = "INFO") -> None:
                 "correlation_id": "request_id",
             },
             datefmt="%Y-%m-%dT%H:%M:%S%z",
+            reserved_attrs=_NOT_LOGGED,
         )
     )
     root = logging.getLogger()
@@ -31,3 +42,6 @@ def configure_logging(level: str = "INFO") -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+        # LOG_LEVEL alone decides, whatever an earlier logging.config call left behind.
+        logging.getLogger(name).disabled = False
+        logging.getLogger(name).setLevel(logging.NOTSET)

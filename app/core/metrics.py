@@ -8,6 +8,7 @@ per-process value at all: it is read from the database at scrape time.
 """
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -41,25 +42,47 @@ PREDICTION_DURATION = Histogram(
 )
 
 
+# eq=False: a registry keys its collectors by identity.
+@dataclass(frozen=True, slots=True, eq=False)
 class SharedState(Collector):
     """Gauges of what every process shares, as read from the database for one scrape."""
 
-    def __init__(self, deployments: Mapping[str, int], queue_depth: int) -> None:
-        self.deployments = deployments
-        self.queue_depth = queue_depth
+    deployments: Mapping[str, int]  # by status
+    not_serving: Mapping[str, int]  # running deployments whose model cannot serve, by model
+    queue_depth: int
+    oldest_queued_seconds: float  # 0 when nothing waits
+    workers_alive: int
 
     def collect(self) -> Iterable[Metric]:
-        deployments = GaugeMetricFamily(
-            "mlops_deployments", "Deployments by status (read at scrape).", labels=["status"]
+        yield _by_label("mlops_deployments", "Deployments by status.", "status", self.deployments)
+        yield _by_label(
+            "mlops_deployments_not_serving",
+            "Running deployments whose model the workers cannot serve, by model.",
+            "model",
+            self.not_serving,
         )
-        for status, count in self.deployments.items():
-            deployments.add_metric([status], count)
-        yield deployments
         yield GaugeMetricFamily(
-            "mlops_prediction_queue_depth",
-            "Predictions queued (read at scrape).",
-            value=self.queue_depth,
+            "mlops_prediction_queue_depth", "Predictions queued.", value=self.queue_depth
         )
+        yield GaugeMetricFamily(
+            "mlops_prediction_oldest_queued_seconds",
+            "Age of the oldest queued prediction (0 when none waits).",
+            value=self.oldest_queued_seconds,
+        )
+        yield GaugeMetricFamily(
+            "mlops_workers_alive",
+            "Prediction workers with a recent heartbeat.",
+            value=self.workers_alive,
+        )
+
+
+def _by_label(name: str, help_text: str, label: str, values: Mapping[str, int]) -> Metric:
+    family = GaugeMetricFamily(
+        name, f"{help_text} Read from the database at scrape.", labels=[label]
+    )
+    for key, count in sorted(values.items()):
+        family.add_metric([key], count)
+    return family
 
 
 def process_registry(multiprocess_dir: str | None) -> CollectorRegistry:

@@ -2,7 +2,6 @@
 access log, metrics, last-resort 500. One layer, not four: each layer is a coroutine and a `send`
 wrapper on every request."""
 
-import json
 import logging
 import re
 import time
@@ -12,6 +11,7 @@ from asgi_correlation_id import correlation_id
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.errors import error_response
 from app.core.metrics import HTTP_DURATION, HTTP_REQUESTS
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -33,18 +33,17 @@ def is_sane_request_id(value: str) -> bool:
 
 
 async def send_error(send: Send, status: int, code: str, message: str, **extra: Any) -> None:
-    body = json.dumps({"error": message, "code": code, **extra}).encode()
+    """The middleware's own answers (413, 415, 500), byte for byte as the exception handlers
+    write theirs: one `error_response` builds both."""
+    response = error_response(status, code, message, **extra)
     await send(
         {
             "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
+            "status": response.status_code,
+            "headers": list(response.raw_headers),
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": response.body})
 
 
 class BodyTooLarge(HTTPException):

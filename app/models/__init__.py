@@ -12,6 +12,7 @@ from app.models.organization import Membership, Organization, Role
 from app.models.prediction import Prediction, PredictionStatus
 from app.models.session import UserSession
 from app.models.user import User
+from app.models.worker import WorkerHeartbeat
 
 __all__ = [
     "Cluster",
@@ -27,4 +28,5 @@ __all__ = [
     "Role",
     "User",
     "UserSession",
+    "WorkerHeartbeat",
 ]

@@ -69,6 +69,11 @@ class Deployment(UUIDPrimaryKey, CreatedAt, Base):
     created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # Can the workers serve this running deployment's model? Their verdict since `serving_since`
+    # (null: no worker has checked since it started), with an actionable reason when they cannot.
+    serving_ready: Mapped[bool | None]
+    serving_reason: Mapped[str | None] = mapped_column(String(500))
+    serving_since: Mapped[datetime | None]
 
     __table_args__ = (
         CheckConstraint("priority >= 0 AND priority <= 1000", name="priority"),

@@ -90,6 +90,8 @@ class DistilBertRuntime:
         self._model = self._tokenizer = None
 
     async def health(self) -> Health:
+        if self._model is not None:
+            return Health(True)  # loaded: it serves
         return await anyio.to_thread.run_sync(self._health)
 
     def _health(self) -> Health:

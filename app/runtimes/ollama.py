@@ -55,11 +55,20 @@ class OllamaRuntime:
             )
         except ollama.ResponseError as exc:
             raise RuntimeFailure(f"Ollama refused the request: {exc.error}") from exc
-        except (ConnectionError, httpx.HTTPError) as exc:
+        except httpx.TimeoutException as exc:
             raise RuntimeFailure(
-                f"Ollama at {self.host} did not answer: {type(exc).__name__}"
+                f"Ollama at {self.host} did not answer within {self.timeout:g} s "
+                f"({type(exc).__name__}); raise OLLAMA_TIMEOUT for longer documents"
             ) from exc
+        except (ConnectionError, httpx.HTTPError) as exc:
+            raise RuntimeFailure(self._unreachable(exc)) from exc
         return clamp_summary(response.response or "")
+
+    def _unreachable(self, exc: Exception) -> str:
+        return (
+            f"Ollama server unreachable at {self.host} ({type(exc).__name__}); start it "
+            f"(`ollama serve`) and run `ollama pull {self.model}`, or set OLLAMA_HOST"
+        )
 
     async def unload(self) -> None:
         await self._client.close()  # type: ignore[no-untyped-call]
@@ -70,8 +79,12 @@ class OllamaRuntime:
             async with ollama.AsyncClient(host=self.host, timeout=HEALTH_TIMEOUT) as client:
                 listed = await client.list()
         except (ConnectionError, httpx.HTTPError, ollama.ResponseError) as exc:
-            return Health(False, f"Ollama server unreachable at {self.host} ({type(exc).__name__})")
+            return Health(False, self._unreachable(exc))
         names = {m.model for m in listed.models if m.model}
         if self.model in names or f"{self.model}:latest" in names:
             return Health(True)
-        return Health(False, f"model {self.model!r} is not pulled on the Ollama server")
+        return Health(
+            False,
+            f"model {self.model!r} is not pulled on the Ollama server at {self.host}; "
+            f"run `ollama pull {self.model}`",
+        )

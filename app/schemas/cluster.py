@@ -1,7 +1,8 @@
 import uuid
 from datetime import datetime
+from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from app.schemas.common import Name, RequestBody
 from app.schemas.resources import ResourcesIn, ResourcesOut
@@ -20,31 +21,68 @@ _CLUSTER_EXAMPLE: dict[str, JsonValue] = {
 }
 
 
-class ClusterIn(RequestBody):
+_CAPACITY = "The cluster's capacity; the body of a cluster answers it as `capacity` too."
+_RESOURCES = "The former name of `capacity`, still accepted: give one of the two, not both."
+
+
+class _CapacityIn(RequestBody):
+    """`capacity` in and out; `resources`, its former name on input, is still accepted."""
+
+    capacity: ResourcesIn | None = Field(default=None, description=_CAPACITY)
+    resources: ResourcesIn | None = Field(default=None, description=_RESOURCES)
+
+    @model_validator(mode="after")
+    def _one_name(self) -> Self:
+        if self.capacity is not None and self.resources is not None:
+            raise ValueError("give `capacity` or its former name `resources`, not both")
+        return self
+
+    @property
+    def given_capacity(self) -> ResourcesIn | None:
+        return self.capacity if self.capacity is not None else self.resources
+
+
+class ClusterIn(_CapacityIn):
     name: Name
-    resources: ResourcesIn
-    preemption_strategy: str = Field(default="priority", max_length=64)
+    preemption_strategy: str = Field(
+        default="priority",
+        max_length=64,
+        description="A name from `GET /api/v1/scheduling/strategies`: `priority` (evict strictly "
+        "lower priorities to make room) or `none` (never evict); anything else is 422 "
+        "`unknown_strategy`.",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {
                     "name": "gpu-pool-a",
-                    "resources": {"cpu": 64, "ram_gb": 256, "gpu": 8},
+                    "capacity": {"cpu": 64, "ram_gb": 256, "gpu": 8},
                     "preemption_strategy": "priority",
                 }
             ]
         }
     )
 
+    @model_validator(mode="after")
+    def _capacity_given(self) -> Self:
+        if self.given_capacity is None:
+            raise ValueError("`capacity` is required")
+        return self
 
-class ClusterPatch(RequestBody):
+    @property
+    def required_capacity(self) -> ResourcesIn:
+        if self.given_capacity is None:  # cannot happen: `_capacity_given` refused it
+            raise ValueError("`capacity` is required")
+        return self.given_capacity
+
+
+class ClusterPatch(_CapacityIn):
     name: Name | None = None
-    resources: ResourcesIn | None = None
     preemption_strategy: str | None = Field(default=None, max_length=64)
 
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"resources": {"cpu": 128, "ram_gb": 512, "gpu": 8}}]}
+        json_schema_extra={"examples": [{"capacity": {"cpu": 128, "ram_gb": 512, "gpu": 8}}]}
     )
 
 

@@ -1,6 +1,9 @@
 """Shared schema pieces: validated names, the error body, pagination."""
 
 import re
+from collections.abc import Mapping
+from http import HTTPStatus
+from types import MappingProxyType
 from typing import Annotated, Any
 
 from pydantic import (
@@ -68,12 +71,132 @@ class FieldError(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    error: str = Field(examples=["Organization not found."])
-    code: str = Field(examples=["organization_not_found"])
-    fields: list[FieldError] | None = None
-    request_id: str | None = None
+    error: str = Field(
+        examples=["Organization not found."], description="A sentence for people; may change."
+    )
+    code: str = Field(
+        examples=["organization_not_found"],
+        description="The stable, machine-readable part. Each error response of each operation "
+        "lists the codes it can carry.",
+    )
+    fields: list[FieldError] | None = Field(
+        default=None, description="422 only: what was wrong, as dotted paths into the request."
+    )
+    request_id: str | None = Field(
+        default=None, description="500 only: the request id, as in the logs and `X-Request-ID`."
+    )
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries documenting the contract's error body for the given statuses."""
-    return {status: {"model": ErrorBody} for status in statuses}
+# Every error code the API answers with: its status and a typical sentence (docs/API.md, "Every
+# error code"). The routes' `error_responses(...)` name codes from here, so that the published
+# schema lists, for each error status of each operation, the codes it can carry.
+ERROR_CODES: Mapping[str, tuple[int, str]] = MappingProxyType(
+    {
+        "bad_request": (400, "Invalid Content-Length header."),
+        "prediction_pending": (400, "Prediction is still being processed."),
+        "not_authenticated": (401, "Authentication required."),
+        "invalid_credentials": (401, "Invalid username or password."),
+        "forbidden": (403, "Your role in this organization does not allow this action."),
+        "organization_not_found": (404, "Organization not found."),
+        "cluster_not_found": (404, "Cluster not found."),
+        "deployment_not_found": (404, "Deployment not found."),
+        "prediction_not_found": (404, "Prediction ID not found."),
+        "member_not_found": (404, "Member not found."),
+        "invite_code_not_found": (404, "No organization has that invite code."),
+        "not_found": (404, "Not found."),
+        "method_not_allowed": (405, "Method not allowed on this route."),
+        "username_taken": (409, "That username is already taken."),
+        "email_taken": (409, "That email address is already registered."),
+        "already_member": (409, "You are already a member of this organization."),
+        "last_admin": (409, "An organization must keep at least one admin."),
+        "cluster_name_taken": (409, "This organization already has a cluster of that name."),
+        "capacity_below_allocated": (
+            409,
+            "The new capacity is below what running deployments already use.",
+        ),
+        "cluster_in_use": (409, "The cluster still has pending or running deployments."),
+        "organization_in_use": (
+            409,
+            "The organization still has pending or running deployments.",
+        ),
+        "invalid_transition": (409, "A completed deployment cannot become completed."),
+        "deployment_not_running": (409, "The deployment is pending; predictions need it running."),
+        "idempotency_key_reused": (409, "This Idempotency-Key was used with a different input."),
+        "payload_too_large": (413, "The request body exceeds 1 MiB."),
+        "unsupported_media_type": (415, "Request bodies must be application/json."),
+        "validation_error": (422, "The request is invalid; see `fields`."),
+        "exceeds_cluster_capacity": (
+            422,
+            "The request is larger than the cluster's capacity; it could never run.",
+        ),
+        "unknown_dependency": (422, "Unknown dependency 'nope'."),
+        "unknown_model": (422, "Unknown model 'bert'; see GET /api/v1/models."),
+        "unknown_strategy": (
+            422,
+            "Unknown preemption strategy 'fifo'; see GET /api/v1/scheduling/strategies.",
+        ),
+        "rate_limited": (429, "Too many requests; retry later."),
+        "internal_error": (500, "An unexpected error occurred."),
+        "prediction_failed": (502, "The model failed: <the runtime's message>"),
+        "model_unavailable": (503, "The 'distilbert-sst2' model cannot serve: <why>."),
+        "no_worker": (503, "No prediction worker that runs 'mock' is alive; start one ..."),
+    }
+)
+ERROR_CODES_KEY = "x-error-codes"
+"""The key of each documented error response that lists its codes, machine-readably."""
+
+# Fixed words, not `HTTPStatus.phrase`, which differs between Python versions (422).
+_STATUS_WORDS = {
+    400: "Bad request",
+    401: "Not authenticated",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict",
+    422: "Invalid request",
+    429: "Too many requests",
+    502: "The model failed",
+    503: "Unavailable",
+}
+# The one field a domain 422 names in `fields`, and what other codes add to the body.
+_FIELD_OF = {
+    "exceeds_cluster_capacity": "resources",
+    "unknown_dependency": "depends_on",
+    "unknown_model": "model",
+    "unknown_strategy": "preemption_strategy",
+}
+_EXTRAS: dict[str, dict[str, Any]] = {
+    "validation_error": {"fields": [{"field": "priority", "message": "Input should be ..."}]},
+    "prediction_failed": {"prediction_id": "7d3e1c2b-3333-4a5b-8c9d-0e1f2a3b4c5d"},
+}
+
+
+def _example(code: str) -> dict[str, Any]:
+    message = ERROR_CODES[code][1]
+    body: dict[str, Any] = {"error": message, "code": code, **_EXTRAS.get(code, {})}
+    if code in _FIELD_OF:
+        body["fields"] = [{"field": _FIELD_OF[code], "message": message}]
+    return {"value": body}
+
+
+def error_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error codes a route can return: one entry per status, with the
+    contract's error body, the codes in its description (`404: "Not found: `cluster_not_found`"`)
+    and in `x-error-codes`, and one example body per code: `error_responses("cluster_not_found",
+    "rate_limited")`."""
+    by_status: dict[int, list[str]] = {}
+    for code in codes:
+        if code not in ERROR_CODES:
+            raise ValueError(f"{code!r} is not an error code: name one of `ERROR_CODES`")
+        by_status.setdefault(ERROR_CODES[code][0], []).append(code)
+    return {
+        status: {
+            "model": ErrorBody,
+            "description": f"{_STATUS_WORDS.get(status) or HTTPStatus(status).phrase}: "
+            + ", ".join(f"`{code}`" for code in listed),
+            ERROR_CODES_KEY: listed,
+            "content": {
+                "application/json": {"examples": {code: _example(code) for code in listed}}
+            },
+        }
+        for status, listed in sorted(by_status.items())
+    }

@@ -37,8 +37,10 @@ class OrganizationOut(BaseModel):
 
     id: uuid.UUID
     name: str
-    invite_code: str | None
-    role: Role
+    invite_code: str | None = Field(
+        description="Shown to admins only (null for everyone else): others join with it."
+    )
+    role: Role = Field(description="Your role in this organization.")
     created_at: datetime
 
 

@@ -9,7 +9,14 @@ from app.schemas.common import RequestBody, Text
 
 
 class PredictIn(RequestBody):
-    input: Annotated[Text, Field(min_length=1, max_length=100_000)]
+    input: Annotated[
+        Text,
+        Field(
+            min_length=1,
+            max_length=100_000,
+            description="The text for the model: 1-100,000 characters, no NUL.",
+        ),
+    ]
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"input": "The movie was a delight from start to end."}]}
@@ -40,10 +47,12 @@ class PredictionOut(BaseModel):
     model: str
     status: PredictionStatus
     input: str
-    output: dict[str, Any] | None
-    error: str | None
+    output: dict[str, Any] | None = Field(
+        description="The model's answer, once `completed`; its shape depends on the model."
+    )
+    error: str | None = Field(description="Why it failed, once `failed`.")
     created_at: datetime
-    completed_at: datetime | None
+    completed_at: datetime | None = Field(description="When it became `completed` or `failed`.")
 
 
 class AcceptedOut(BaseModel):
@@ -60,6 +69,8 @@ class AcceptedOut(BaseModel):
 
     message: str = "Request received. Processing asynchronously."
     prediction_id: uuid.UUID
+    # Only when no worker that runs the model was alive to take it.
+    warning: str | None = None
 
 
 class ModelOut(BaseModel):

@@ -36,9 +36,9 @@ EXAMPLE: dict[str, JsonValue] = {"cpu": 2.5, "ram_gb": 8, "gpu": 1}
 class ResourcesIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE]})
 
-    cpu: Cores
-    ram_gb: GiB
-    gpu: Gpus
+    cpu: Cores = Field(description="Cores, 0-100,000, at most 3 decimals; a JSON number.")
+    ram_gb: GiB = Field(description="GiB, 0-1,000,000, at most 3 decimals; a JSON number.")
+    gpu: Gpus = Field(description="Whole GPUs, 0-1,024; a JSON integer.")
 
     def to_domain(self) -> Resources:
         return Resources(int(self.cpu * 1000), int(self.ram_gb * 1000), self.gpu)

@@ -138,6 +138,22 @@ async def principal_for_session(conn: AsyncConnection, token: str) -> Principal 
     )
 
 
+_EXPIRED_AT = select(UserSession.expires_at).where(
+    UserSession.token_hash == bindparam("token_hash"),
+    UserSession.expires_at <= bindparam("now"),
+)
+
+
+async def session_expired_at(conn: AsyncConnection, token: str) -> datetime | None:
+    """When the session behind `token` expired, if that is why `principal_for_session` found no
+    one; None for a session that never existed or was revoked. Asked only after that lookup failed,
+    so a valid session never pays for it."""
+    expired_at: datetime | None = await conn.scalar(
+        _EXPIRED_AT, {"token_hash": hash_session_token(token), "now": utcnow()}
+    )
+    return expired_at
+
+
 async def logout(db: AsyncSession, token: str) -> None:
     await db.execute(delete(UserSession).where(UserSession.token_hash == hash_session_token(token)))
     await db.commit()

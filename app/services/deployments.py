@@ -137,6 +137,9 @@ def _new_deployment(
         created_by=user_id,
         started_at=None,
         finished_at=None,
+        serving_ready=None,
+        serving_reason=None,
+        serving_since=None,
         created_at=now,
     )
 

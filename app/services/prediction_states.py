@@ -250,8 +250,12 @@ async def running_deployments(
         return set(rows)
 
 
-async def queue_depth(db: AsyncSession) -> int:
-    depth = await db.scalar(
-        select(func.count()).select_from(Prediction).where(Prediction.status == QUEUED)
-    )
-    return depth or 0
+async def queue_depth(db: AsyncSession) -> tuple[int, float]:
+    """How many predictions are queued, and how long the oldest of them has waited (seconds)."""
+    depth, oldest = (
+        await db.execute(
+            select(func.count(), func.min(Prediction.created_at)).where(Prediction.status == QUEUED)
+        )
+    ).one()
+    waited = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+    return depth or 0, max(0.0, waited)

@@ -18,9 +18,24 @@ from app.models.prediction import Prediction, PredictionStatus
 from app.services import prediction_states
 from app.services.pagination import Page, paginate
 from app.services.tenancy import Scoped
+from app.services.worker_heartbeats import Liveness
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 POLL_SECONDS = 0.25
+
+
+class ModelUnavailable(DomainError):
+    """The workers found they cannot serve this deployment's model: fail now, saying why."""
+
+    status_code = 503
+    default_code = "model_unavailable"
+
+
+class NoWorker(DomainError):
+    """Nothing would run a synchronous prediction: say so instead of waiting in silence."""
+
+    status_code = 503
+    default_code = "no_worker"
 
 
 class PredictionPending(DomainError):
@@ -33,6 +48,8 @@ class PredictionPending(DomainError):
 class Submitted:
     prediction: Prediction
     replayed: bool
+    # Live workers that run its model when it was accepted (0: it waits for one to start).
+    workers: int = 1
 
 
 async def submit(
@@ -41,6 +58,8 @@ async def submit(
     user_id: uuid.UUID,
     text_input: str,
     idempotency_key: str | None,
+    liveness: Liveness,
+    synchronous: bool,
 ) -> Submitted:
     # Plain values, not the ORM row: a rollback below expires every loaded object.
     deployment_id, org_id, model = access.row.id, access.row.organization_id, access.row.model
@@ -50,12 +69,24 @@ async def submit(
             return Submitted(existing, replayed=True)
     # FOR SHARE: a complete or cancel (which updates this row) waits for this insert to commit,
     # then fails the new prediction with the others; or it went first and we see it has ended.
-    status = await db.scalar(
-        select(Deployment.status).where(Deployment.id == deployment_id).with_for_update(read=True)
-    )
+    status, ready, reason = (
+        await db.execute(
+            select(Deployment.status, Deployment.serving_ready, Deployment.serving_reason)
+            .where(Deployment.id == deployment_id)
+            .with_for_update(read=True)
+        )
+    ).one()
     if status != DeploymentStatus.running:
         raise Conflict(
             "deployment_not_running", f"The deployment is {status}; predictions need it running."
+        )
+    if ready is False:
+        raise ModelUnavailable(message=f"The {model!r} model cannot serve: {reason}.")
+    workers = await liveness.serving(db, model)
+    if workers == 0 and synchronous:
+        raise NoWorker(
+            message=f"No prediction worker that runs {model!r} is alive; start one with "
+            "`mlops worker`, or send `Async-Mode: true` to queue the prediction until one starts."
         )
     prediction = await prediction_states.enqueue(
         db, (deployment_id, org_id, model), user_id, text_input, idempotency_key
@@ -71,7 +102,7 @@ async def submit(
         if existing is None:
             raise
         return Submitted(existing, replayed=True)
-    return Submitted(prediction, replayed=False)
+    return Submitted(prediction, replayed=False, workers=workers)
 
 
 async def _replay(

@@ -4,10 +4,11 @@ deployment uses it any more (model memory lives only in workers, and only while 
 import asyncio
 import logging
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from app.core.config import Settings
-from app.runtimes.base import Runtime
+from app.runtimes.base import Health, Runtime, RuntimeFailure
 from app.runtimes.batching import MicroBatcher
 from app.runtimes.catalog import build_runtime
 
@@ -23,18 +24,38 @@ class RuntimePool:
         self._busy: dict[str, int] = {}  # calls in progress per model: never unload under them
         self._lock = asyncio.Lock()
 
-    async def _acquire(self, model: str, deployment_id: uuid.UUID) -> Runtime:
+    async def _acquire(self, model: str, deployment_ids: Iterable[uuid.UUID]) -> Runtime:
         runtime = self.runtimes.get(model)
         if runtime is None:
             async with self._lock:
                 runtime = self.runtimes.get(model)
                 if runtime is None:
-                    runtime = build_runtime(model, self.settings)
-                    await runtime.load()  # a failure is not cached: the next prediction retries
-                    self.runtimes[model] = runtime
-                    logger.info("runtime loaded", extra={"model": model})
-        self._users.setdefault(model, set()).add(deployment_id)
+                    runtime = await self._load(model)
+        self._users.setdefault(model, set()).update(deployment_ids)
         return runtime
+
+    async def _load(self, model: str) -> Runtime:
+        """A failure is not cached (the next call retries) and says what to do: the runtime's
+        own health check explains better than the exception of a failed load."""
+        runtime = build_runtime(model, self.settings)
+        try:
+            await runtime.load()
+        except RuntimeFailure as exc:
+            health = await runtime.health()
+            await runtime.unload()
+            raise RuntimeFailure(health.detail or str(exc)) from exc
+        self.runtimes[model] = runtime
+        logger.info("runtime loaded", extra={"model": model})
+        return runtime
+
+    async def readiness(self, model: str, deployment_ids: Iterable[uuid.UUID]) -> Health:
+        """Can this worker serve `model` for these running deployments? Loads it if need be (a
+        running deployment needs its model), then asks the runtime."""
+        try:
+            runtime = await self._acquire(model, deployment_ids)
+        except RuntimeFailure as exc:
+            return Health(False, str(exc))
+        return await runtime.health()
 
     async def run(self, model: str, deployment_id: uuid.UUID, text: str) -> dict[str, Any]:
         self._busy[model] = self._busy.get(model, 0) + 1
@@ -44,7 +65,7 @@ class RuntimePool:
             self._busy[model] -= 1
 
     async def _run(self, model: str, deployment_id: uuid.UUID, text: str) -> dict[str, Any]:
-        runtime = await self._acquire(model, deployment_id)
+        runtime = await self._acquire(model, (deployment_id,))
         if runtime.batchable:
             batcher = self._batchers.get(model)
             if batcher is None:

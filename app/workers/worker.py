@@ -18,7 +18,9 @@ from app.db.notifier import Notifier
 from app.runtimes.base import RuntimeFailure
 from app.services import prediction_states
 from app.services.prediction_states import Claimed, Sessions
+from app.services.worker_heartbeats import HEARTBEAT_SECONDS
 from app.workers.runtime_pool import RuntimePool
+from app.workers.visibility import SERVING_CHECK_SECONDS, Visibility
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +48,23 @@ class Worker:
         self.notifier = notifier
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.pool = RuntimePool(settings)
+        self.visibility = Visibility(self.id, sessions, self.pool, models)
         self._in_flight: set[asyncio.Task[None]] = set()
         self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         lease = self.settings.prediction_lease_seconds
+        with contextlib.suppress(SQLAlchemyError, OSError):  # the loop below retries
+            await self.visibility.beat()
         self._tasks = [
+            asyncio.create_task(
+                self._every(HEARTBEAT_SECONDS, self.visibility.beat), name="worker-heartbeat"
+            ),
+            asyncio.create_task(
+                self._every(SERVING_CHECK_SECONDS, self.visibility.check_serving, at_once=True),
+                name="worker-serving",
+            ),
             asyncio.create_task(self._claim_loop(), name="worker-claim"),
             asyncio.create_task(self._finish_loop(), name="worker-finish"),
             asyncio.create_task(self._every(lease / 3, self._renew), name="worker-leases"),
@@ -71,6 +83,7 @@ class Worker:
             while not self._outcomes.empty():
                 await prediction_states.finish(self.sessions, self.id, self._drain())
             await prediction_states.release_own(self.sessions, self.id)
+            await self.visibility.forget()
         await self.pool.close()
 
     async def _claim_loop(self) -> None:
@@ -153,10 +166,14 @@ class Worker:
             await self.pool.release_stopped(set(ids), running)
 
     @staticmethod
-    async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:
-        while True:
+    async def _every(
+        seconds: float, job: Callable[[], Awaitable[None]], at_once: bool = False
+    ) -> None:
+        if not at_once:
             await asyncio.sleep(seconds)
+        while True:
             try:
                 await job()
             except Exception:  # a failed round is retried on the next tick
                 logger.exception("periodic worker job failed", extra={"job": job.__name__})
+            await asyncio.sleep(seconds)

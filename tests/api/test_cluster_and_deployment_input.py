@@ -229,3 +229,41 @@ async def test_scheduling_metrics_move(scene: tuple[Org, User, str], world: Worl
     assert value(after, "mlops_preemptions_total ") == value(before, "mlops_preemptions_total ") + 1
     assert value(after, 'mlops_deployments{status="running"}') >= 1
     assert value(after, 'mlops_deployments{status="pending"}') >= 1
+
+
+async def test_clusters_take_capacity_in_and_out_and_still_accept_resources(
+    scene: tuple[Org, User, str], world: World
+) -> None:
+    org, _, _ = scene
+    url = f"/api/v1/organizations/{org.id}/clusters"
+    admin = org.admin.client
+    created = await admin.post(
+        url, json={"name": "new", "capacity": {"cpu": 2, "ram_gb": 4, "gpu": 0}}
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["capacity"] == {"cpu": 2, "ram_gb": 4, "gpu": 0}
+    old_name = await admin.post(
+        url, json={"name": "old", "resources": {"cpu": 1, "ram_gb": 1, "gpu": 0}}
+    )
+    assert old_name.status_code == 201, old_name.text
+    cluster = f"/api/v1/clusters/{created.json()['id']}"
+    grown = await admin.patch(cluster, json={"capacity": {"cpu": 3, "ram_gb": 4, "gpu": 1}})
+    assert grown.json()["capacity"] == {"cpu": 3, "ram_gb": 4, "gpu": 1}
+    both = {
+        "name": "x",
+        "capacity": {"cpu": 1, "ram_gb": 1, "gpu": 0},
+        "resources": {"cpu": 1, "ram_gb": 1, "gpu": 0},
+    }
+    assert_error(await admin.post(url, json=both), 422, "validation_error")
+    assert_error(
+        await admin.patch(
+            cluster,
+            json={
+                "capacity": {"cpu": 1, "ram_gb": 1, "gpu": 0},
+                "resources": {"cpu": 1, "ram_gb": 1, "gpu": 0},
+            },
+        ),
+        422,
+        "validation_error",
+    )
+    assert_error(await admin.post(url, json={"name": "none"}), 422, "validation_error")

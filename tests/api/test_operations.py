@@ -1,12 +1,18 @@
 """Health, readiness and the published API description."""
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from sqlalchemy import update
 
+from app.db.base import utcnow
+from app.models.worker import WorkerHeartbeat
+from app.services import worker_heartbeats
 from tests.support.api import AppFactory, ClientFactory
 
 
@@ -16,10 +22,40 @@ async def test_health(client: httpx.AsyncClient) -> None:
     assert response.json() == {"status": "ok"}
 
 
-async def test_ready_when_the_schema_is_at_head(client: httpx.AsyncClient) -> None:
+async def test_ready_when_the_schema_is_at_head_and_a_worker_is_alive(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await worker_heartbeats.beat(app.state.sessionmaker, "host:1:a", None, utcnow())
     response = await client.get("/ready")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready"}
+    assert response.json() == {"status": "ready", "workers_alive": 1}
+
+
+async def test_not_ready_without_a_live_worker_when_none_runs_in_process(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    response = await client.get("/ready")  # WORKER_IN_PROCESS=false in these tests
+    assert response.status_code == 503
+    assert response.json()["workers_alive"] == 0
+    assert "mlops worker" in response.json()["reason"]
+    # A heartbeat older than the liveness window is a dead worker.
+    stale = utcnow() - worker_heartbeats.ALIVE_WITHIN - timedelta(seconds=1)
+    await worker_heartbeats.beat(app.state.sessionmaker, "host:2:b", None, stale)
+    async with app.state.sessionmaker() as db:
+        await db.execute(update(WorkerHeartbeat).values(last_seen_at=stale))
+        await db.commit()
+    assert (await client.get("/ready")).status_code == 503
+
+
+async def test_ready_with_the_worker_in_the_process(
+    app_factory: AppFactory, client_factory: ClientFactory
+) -> None:
+    live = app_factory(worker_in_process=True)
+    async with LifespanManager(live):
+        await live.state.worker_start  # it starts once the schema is known to be at head
+        response = await client_factory(live).get("/ready")
+    assert response.status_code == 200
+    assert response.json()["workers_alive"] >= 1
 
 
 async def test_not_ready_without_migrations(

@@ -89,6 +89,10 @@ async def test_one_victim_is_evicted_for_a_higher_priority(make_cluster: Any) ->
     assert victim["status"] == "pending"
     assert victim["status_reason"] == "preempted"
     assert victim["preemption_count"] == 1
+    # `started_at` is the start of the current or last run (docs/API.md): a preempted deployment
+    # keeps the start of the run it was evicted from until it runs again.
+    assert victim["started_at"] == low["started_at"] is not None
+    assert victim["serving"] is None  # only running deployments have a serving state
     events = await c.events(low)
     assert [e["type"] for e in events] == ["created", "scheduled", "preempted", "requeued"]
     assert events[2]["detail"] == {"preempted_by": high["id"]}

@@ -64,6 +64,7 @@ def _start(session: Session, cluster: Cluster, deployment: Deployment, now: date
         None,
         now,
     )
+    deployment.serving_ready = deployment.serving_reason = deployment.serving_since = None
     cluster.allocated = cluster.allocated + deployment.resources
     cluster.pending_count -= 1
     cluster.running_count += 1

@@ -122,6 +122,8 @@ def _apply(
             update(Deployment)
             .where(Deployment.id.in_(decision.started))
             .values(status=DeploymentStatus.running, status_reason=None, started_at=now)
+            # Unknown until a worker checks the model for this run.
+            .values(serving_ready=None, serving_reason=None, serving_since=None)
         )
         for started in decision.started:
             record(session, started, "scheduled", now)

@@ -13,7 +13,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     "/register",
     status_code=status.HTTP_201_CREATED,
     summary="Create an account",
-    responses=error_responses(409, 422),
+    responses=error_responses("username_taken", "email_taken", "validation_error", "rate_limited"),
 )
 async def register(body: RegisterIn, db: DbSession) -> UserOut:
     user = await auth_service.register(db, body.username, str(body.email), body.password)
@@ -23,7 +23,10 @@ async def register(body: RegisterIn, db: DbSession) -> UserOut:
 @router.post(
     "/login",
     summary="Sign in and receive the session cookie",
-    responses=error_responses(401, 422, 429),
+    description="Sets the session cookie (`HttpOnly`, `SameSite=Lax`), which authenticates every "
+    "other call. In Swagger UI, sign in here first: the browser keeps the cookie and sends it with "
+    "the other requests of this page.",
+    responses=error_responses("invalid_credentials", "validation_error", "rate_limited"),
 )
 @rate_limit_scope("login")
 async def login(
@@ -52,7 +55,7 @@ async def login(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Revoke the session and clear the cookie",
-    responses=error_responses(401),
+    responses=error_responses("not_authenticated", "rate_limited"),
 )
 async def logout(
     _user: CurrentUser, token: SessionToken, db: DbSession, settings: SettingsDep
@@ -71,7 +74,9 @@ async def logout(
 
 
 @router.get(
-    "/me", summary="The signed-in user and their organizations", responses=error_responses(401)
+    "/me",
+    summary="The signed-in user and their organizations",
+    responses=error_responses("not_authenticated", "rate_limited"),
 )
 async def me(user: CurrentUser) -> MeOut:
     return MeOut(

@@ -37,11 +37,19 @@ def cluster_out(cluster: Cluster) -> ClusterOut:
     "/organizations/{org_id}/clusters",
     status_code=status.HTTP_201_CREATED,
     summary="Create a cluster (admin)",
-    responses=error_responses(401, 403, 404, 409, 422),
+    responses=error_responses(
+        "not_authenticated",
+        "forbidden",
+        "organization_not_found",
+        "cluster_name_taken",
+        "unknown_strategy",
+        "validation_error",
+        "rate_limited",
+    ),
 )
 async def create_cluster(body: ClusterIn, access: OrgForNewCluster, db: DbSession) -> ClusterOut:
     created = await cluster_service.create(
-        db, access, body.name, body.resources.to_domain(), body.preemption_strategy
+        db, access, body.name, body.required_capacity.to_domain(), body.preemption_strategy
     )
     return cluster_out(created.row)
 
@@ -49,7 +57,9 @@ async def create_cluster(body: ClusterIn, access: OrgForNewCluster, db: DbSessio
 @router.get(
     "/organizations/{org_id}/clusters",
     summary="List an organization's clusters",
-    responses=error_responses(401, 404, 422),
+    responses=error_responses(
+        "not_authenticated", "organization_not_found", "validation_error", "rate_limited"
+    ),
 )
 async def list_clusters(
     access: OrgForClusterList, db: DbSession, page: PageParams, response: Response
@@ -59,7 +69,11 @@ async def list_clusters(
     return [cluster_out(c) for c in clusters]
 
 
-@router.get("/clusters/{cluster_id}", summary="Get a cluster", responses=error_responses(401, 404))
+@router.get(
+    "/clusters/{cluster_id}",
+    summary="Get a cluster",
+    responses=error_responses("not_authenticated", "cluster_not_found", "rate_limited"),
+)
 async def get_cluster(access: ClusterForReading) -> ClusterOut:
     return cluster_out(access.row)
 
@@ -67,14 +81,23 @@ async def get_cluster(access: ClusterForReading) -> ClusterOut:
 @router.patch(
     "/clusters/{cluster_id}",
     summary="Change a cluster's name, capacity or strategy (admin); re-runs scheduling",
-    responses=error_responses(401, 403, 404, 409, 422),
+    responses=error_responses(
+        "not_authenticated",
+        "forbidden",
+        "cluster_not_found",
+        "capacity_below_allocated",
+        "cluster_name_taken",
+        "unknown_strategy",
+        "validation_error",
+        "rate_limited",
+    ),
 )
 async def update_cluster(body: ClusterPatch, access: ClusterForUpdate, db: DbSession) -> ClusterOut:
     updated = await cluster_service.update(
         db,
         access,
         body.name,
-        body.resources.to_domain() if body.resources else None,
+        body.given_capacity.to_domain() if body.given_capacity else None,
         body.preemption_strategy,
     )
     return cluster_out(updated.row)
@@ -84,7 +107,9 @@ async def update_cluster(body: ClusterPatch, access: ClusterForUpdate, db: DbSes
     "/clusters/{cluster_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete an idle cluster and its finished deployments (admin)",
-    responses=error_responses(401, 403, 404, 409),
+    responses=error_responses(
+        "not_authenticated", "forbidden", "cluster_not_found", "cluster_in_use", "rate_limited"
+    ),
 )
 async def delete_cluster(access: ClusterForDeletion, db: DbSession) -> None:
     await cluster_service.delete(db, access)

@@ -16,7 +16,7 @@ from app.api.deps import (
 )
 from app.models.deployment import DeploymentStatus
 from app.schemas.common import error_responses
-from app.schemas.deployment import DeploymentIn, DeploymentOut, EventOut
+from app.schemas.deployment import DeploymentIn, DeploymentOut, EventOut, ServingOut
 from app.schemas.resources import ResourcesOut
 from app.services import deployment_lifecycle, deployment_views
 from app.services import deployments as deployment_service
@@ -47,6 +47,9 @@ def deployment_out(view: DeploymentView) -> DeploymentOut:
         created_at=d.created_at,
         started_at=d.started_at,
         finished_at=d.finished_at,
+        serving=ServingOut(ready=d.serving_ready, reason=d.serving_reason, since=d.serving_since)
+        if d.status == DeploymentStatus.running
+        else None,
     )
 
 
@@ -54,7 +57,16 @@ def deployment_out(view: DeploymentView) -> DeploymentOut:
     "/clusters/{cluster_id}/deployments",
     status_code=status.HTTP_201_CREATED,
     summary="Submit a deployment; it is scheduled before the response",
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(
+        "not_authenticated",
+        "forbidden",
+        "cluster_not_found",
+        "exceeds_cluster_capacity",
+        "unknown_dependency",
+        "unknown_model",
+        "validation_error",
+        "rate_limited",
+    ),
 )
 async def create_deployment(
     body: DeploymentIn, access: ClusterForNewDeployment, user: CurrentUser, db: DbSession
@@ -73,7 +85,9 @@ async def create_deployment(
 @router.get(
     "/clusters/{cluster_id}/deployments",
     summary="List a cluster's deployments",
-    responses=error_responses(401, 404, 422),
+    responses=error_responses(
+        "not_authenticated", "cluster_not_found", "validation_error", "rate_limited"
+    ),
 )
 async def list_cluster_deployments(
     access: ClusterForDeploymentList,
@@ -90,7 +104,9 @@ async def list_cluster_deployments(
 @router.get(
     "/organizations/{org_id}/deployments",
     summary="List an organization's deployments",
-    responses=error_responses(401, 404, 422),
+    responses=error_responses(
+        "not_authenticated", "organization_not_found", "validation_error", "rate_limited"
+    ),
 )
 async def list_org_deployments(
     access: OrgForDeploymentList,
@@ -108,7 +124,7 @@ async def list_org_deployments(
 @router.get(
     "/deployments/{deployment_id}",
     summary="Get a deployment",
-    responses=error_responses(401, 404),
+    responses=error_responses("not_authenticated", "deployment_not_found", "rate_limited"),
 )
 async def get_deployment(access: DeploymentForReading, db: DbSession) -> DeploymentOut:
     return deployment_out((await deployment_views.views(db, [access.row]))[0])
@@ -117,7 +133,9 @@ async def get_deployment(access: DeploymentForReading, db: DbSession) -> Deploym
 @router.get(
     "/deployments/{deployment_id}/events",
     summary="A deployment's history, oldest first",
-    responses=error_responses(401, 404, 422),
+    responses=error_responses(
+        "not_authenticated", "deployment_not_found", "validation_error", "rate_limited"
+    ),
 )
 async def list_events(
     access: DeploymentForEvents, db: DbSession, page: PageParams, response: Response
@@ -130,7 +148,13 @@ async def list_events(
 @router.post(
     "/deployments/{deployment_id}/complete",
     summary="Mark a running deployment completed; frees its resources",
-    responses=error_responses(401, 403, 404, 409),
+    responses=error_responses(
+        "not_authenticated",
+        "forbidden",
+        "deployment_not_found",
+        "invalid_transition",
+        "rate_limited",
+    ),
 )
 async def complete_deployment(access: DeploymentForEnding, db: DbSession) -> DeploymentOut:
     return deployment_out(await deployment_lifecycle.complete(db, access))
@@ -139,7 +163,13 @@ async def complete_deployment(access: DeploymentForEnding, db: DbSession) -> Dep
 @router.post(
     "/deployments/{deployment_id}/cancel",
     summary="Cancel a pending or running deployment; its dependents fail",
-    responses=error_responses(401, 403, 404, 409),
+    responses=error_responses(
+        "not_authenticated",
+        "forbidden",
+        "deployment_not_found",
+        "invalid_transition",
+        "rate_limited",
+    ),
 )
 async def cancel_deployment(access: DeploymentForEnding, db: DbSession) -> DeploymentOut:
     return deployment_out(await deployment_lifecycle.cancel(db, access))

@@ -11,7 +11,7 @@ router = APIRouter(tags=["models"])
 @router.get(
     "/models",
     summary="The models deployments can use, and whether each can serve now",
-    responses=error_responses(401),
+    responses=error_responses("not_authenticated", "rate_limited"),
 )
 async def list_models(_user: CurrentUser, settings: SettingsDep) -> list[ModelOut]:
     return [

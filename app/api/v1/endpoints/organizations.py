@@ -44,7 +44,7 @@ def member_out(member: Member) -> MemberOut:
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Create an organization (you become its admin)",
-    responses=error_responses(401, 422),
+    responses=error_responses("not_authenticated", "validation_error", "rate_limited"),
 )
 async def create_organization(
     body: OrganizationIn, user: CurrentUser, db: DbSession
@@ -52,7 +52,11 @@ async def create_organization(
     return organization_out(await org_service.create(db, user.id, body.name))
 
 
-@router.get("", summary="List your organizations", responses=error_responses(401, 422))
+@router.get(
+    "",
+    summary="List your organizations",
+    responses=error_responses("not_authenticated", "validation_error", "rate_limited"),
+)
 async def list_organizations(
     user: CurrentUser, db: DbSession, page: PageParams, response: Response
 ) -> list[OrganizationOut]:
@@ -64,7 +68,13 @@ async def list_organizations(
 @router.post(
     "/join",
     summary="Join an organization with its invite code",
-    responses=error_responses(401, 404, 409, 422, 429),
+    responses=error_responses(
+        "not_authenticated",
+        "invite_code_not_found",
+        "already_member",
+        "validation_error",
+        "rate_limited",
+    ),
 )
 @rate_limit_scope("join")
 async def join_organization(body: JoinIn, user: CurrentUser, db: DbSession) -> OrganizationOut:
@@ -74,7 +84,7 @@ async def join_organization(body: JoinIn, user: CurrentUser, db: DbSession) -> O
 @router.get(
     "/{org_id}",
     summary="Get an organization (invite code for admins only)",
-    responses=error_responses(401, 404),
+    responses=error_responses("not_authenticated", "organization_not_found", "rate_limited"),
 )
 async def get_organization(access: OrgForReading) -> OrganizationOut:
     return organization_out(access)
@@ -84,7 +94,13 @@ async def get_organization(access: OrgForReading) -> OrganizationOut:
     "/{org_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete an organization",
-    responses=error_responses(401, 403, 404, 409),
+    responses=error_responses(
+        "not_authenticated",
+        "forbidden",
+        "organization_not_found",
+        "organization_in_use",
+        "rate_limited",
+    ),
 )
 async def delete_organization(access: OrgForDeletion, db: DbSession) -> None:
     await org_service.delete(db, access)
@@ -93,7 +109,9 @@ async def delete_organization(access: OrgForDeletion, db: DbSession) -> None:
 @router.post(
     "/{org_id}/invite-code",
     summary="Rotate the invite code (the old one stops working)",
-    responses=error_responses(401, 403, 404),
+    responses=error_responses(
+        "not_authenticated", "forbidden", "organization_not_found", "rate_limited"
+    ),
 )
 async def rotate_invite_code(access: OrgForInviteRotation, db: DbSession) -> OrganizationOut:
     return organization_out(await org_service.rotate_invite_code(db, access))
@@ -102,7 +120,9 @@ async def rotate_invite_code(access: OrgForInviteRotation, db: DbSession) -> Org
 @router.get(
     "/{org_id}/members",
     summary="List members",
-    responses=error_responses(401, 404, 422),
+    responses=error_responses(
+        "not_authenticated", "organization_not_found", "validation_error", "rate_limited"
+    ),
 )
 async def list_members(
     access: OrgForMemberList, db: DbSession, page: PageParams, response: Response
@@ -115,7 +135,15 @@ async def list_members(
 @router.patch(
     "/{org_id}/members/{user_id}",
     summary="Change a member's role",
-    responses=error_responses(401, 403, 404, 409, 422),
+    responses=error_responses(
+        "not_authenticated",
+        "forbidden",
+        "organization_not_found",
+        "member_not_found",
+        "last_admin",
+        "validation_error",
+        "rate_limited",
+    ),
 )
 async def change_member_role(
     user_id: str, body: RoleIn, access: OrgForRoleChange, db: DbSession
@@ -127,7 +155,14 @@ async def change_member_role(
     "/{org_id}/members/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Remove a member, or leave (your own user id)",
-    responses=error_responses(401, 403, 404, 409),
+    responses=error_responses(
+        "not_authenticated",
+        "forbidden",
+        "organization_not_found",
+        "member_not_found",
+        "last_admin",
+        "rate_limited",
+    ),
 )
 async def remove_member(user_id: str, access: OrgForMemberRemoval, db: DbSession) -> None:
     await org_service.remove_member(db, access, user_id)

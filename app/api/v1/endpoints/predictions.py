@@ -12,6 +12,7 @@ from app.api.deps import (
     PredictionForReading,
     SettingsDep,
 )
+from app.core.errors import Unprocessable
 from app.core.rate_limit import rate_limit_scope
 from app.models.prediction import Prediction, PredictionStatus
 from app.schemas.common import error_responses
@@ -35,15 +36,46 @@ def prediction_out(prediction: Prediction) -> PredictionOut:
     )
 
 
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off", ""}
+
+ASYNC_MODE = (
+    "`true` (or `1`, `yes`, `on`; any case, surrounding spaces ignored): answer 202 at once and "
+    "run the prediction in the background; poll `GET /api/v1/predictions/{prediction_id}`. "
+    "`false` (or `0`, `no`, `off`, empty) or absent: synchronous, unless `Prefer` asks otherwise. "
+    "Any other value is 422 `validation_error`."
+)
+PREFER = (
+    "RFC 7240 preferences, comma-separated: `respond-async` among them means asynchronous (202), "
+    "as `Async-Mode: true` does. Other preferences are ignored."
+)
+IDEMPOTENCY_KEY = (
+    "At most 255 characters. Makes a retry safe: scoped to the caller and the deployment, kept 24 "
+    "hours. The same key with the same input replays the original prediction (202 while it runs, "
+    "200 once finished, even a failed one) without running the model again; with a different "
+    "input it is 409 `idempotency_key_reused`."
+)
+
+
 def wants_async(async_mode: str | None, prefer: str | None) -> bool:
-    if async_mode is not None and async_mode.strip().lower() == "true":
-        return True
+    if async_mode is not None:
+        value = async_mode.strip().lower()
+        if value not in _TRUE | _FALSE:
+            raise Unprocessable(
+                message=f"Async-Mode must be true or false (or 1/0, yes/no, on/off), "
+                f"not {async_mode!r}.",
+                field="Async-Mode",
+            )
+        if value in _TRUE:
+            return True
     preferences = {p.strip().lower() for p in (prefer or "").split(",")}
     return "respond-async" in preferences
 
 
-def accepted(prediction: Prediction) -> JSONResponse:
-    body = AcceptedOut(prediction_id=prediction.id).model_dump(mode="json")
+def accepted(prediction: Prediction, workers: int = 1) -> JSONResponse:
+    warning = None if workers else "No worker that runs this model is alive; it waits for one."
+    body = AcceptedOut(prediction_id=prediction.id, warning=warning).model_dump(
+        mode="json", exclude_none=True
+    )
     location = f"/api/v1/predictions/{prediction.id}"
     return JSONResponse(body, status.HTTP_202_ACCEPTED, headers={"Location": location})
 
@@ -63,11 +95,38 @@ def finished(prediction: Prediction, replayed: bool) -> JSONResponse:
 
 @router.post(
     "/deployments/{deployment_id}/predict",
-    summary="Run a prediction (sync by default; `Async-Mode: true` for 202 + poll)",
+    summary="Run a prediction (synchronous by default; Async-Mode: true answers 202 at once)",
     response_model=PredictionOut,
+    description="Synchronous by default: the answer is the finished prediction (200), or 502 "
+    "`prediction_failed` if the model failed. With `Async-Mode: true` or `Prefer: respond-async` "
+    "the answer is 202 at once, and `GET /api/v1/predictions/{prediction_id}` (the `Location`) "
+    "gives the result when it is done. A synchronous prediction still unfinished after "
+    "`SYNC_PREDICT_TIMEOUT` seconds (300) is answered 202 as well. 503 `model_unavailable`: the "
+    "workers found the model cannot serve; 503 `no_worker`: synchronous, and no live worker runs "
+    "the model (asynchronous, it waits for one). Send `Idempotency-Key` to make retries safe.",
     responses={
-        202: {"model": AcceptedOut, "description": "Accepted; poll the Location."},
-        **error_responses(401, 403, 404, 409, 422, 429, 502),
+        202: {
+            "model": AcceptedOut,
+            "description": "Accepted; poll the `Location`.",
+            "headers": {
+                "Location": {
+                    "description": "`/api/v1/predictions/{prediction_id}`, to poll.",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        **error_responses(
+            "not_authenticated",
+            "forbidden",
+            "deployment_not_found",
+            "deployment_not_running",
+            "idempotency_key_reused",
+            "validation_error",
+            "rate_limited",
+            "prediction_failed",
+            "model_unavailable",
+            "no_worker",
+        ),
     },
 )
 @rate_limit_scope("predict")
@@ -78,16 +137,27 @@ async def predict(
     db: DbSession,
     settings: SettingsDep,
     request: Request,
-    async_mode: Annotated[str | None, Header(alias="Async-Mode")] = None,
-    prefer: Annotated[str | None, Header()] = None,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+    async_mode: Annotated[str | None, Header(alias="Async-Mode", description=ASYNC_MODE)] = None,
+    prefer: Annotated[str | None, Header(description=PREFER)] = None,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", max_length=255, description=IDEMPOTENCY_KEY)
+    ] = None,
 ) -> Response:
-    submitted = await prediction_service.submit(db, access, user.id, body.input, idempotency_key)
+    asynchronous = wants_async(async_mode, prefer)
+    submitted = await prediction_service.submit(
+        db,
+        access,
+        user.id,
+        body.input,
+        idempotency_key,
+        request.app.state.liveness,
+        synchronous=not asynchronous,
+    )
     prediction = submitted.prediction
     if prediction.status.is_done:
         return finished(prediction, submitted.replayed)
-    if wants_async(async_mode, prefer) or submitted.replayed:
-        return accepted(prediction)
+    if asynchronous or submitted.replayed:
+        return accepted(prediction, submitted.workers)
     done = await prediction_service.wait_until_done(
         request.app.state.sessionmaker,
         request.app.state.notifier,
@@ -100,7 +170,9 @@ async def predict(
 @router.get(
     "/predictions/{prediction_id}",
     summary="A prediction's result (400 while still processing)",
-    responses=error_responses(400, 401, 404),
+    responses=error_responses(
+        "prediction_pending", "not_authenticated", "prediction_not_found", "rate_limited"
+    ),
 )
 async def get_prediction(access: PredictionForReading) -> PredictionOut:
     return prediction_out(prediction_service.done(access))
@@ -109,7 +181,9 @@ async def get_prediction(access: PredictionForReading) -> PredictionOut:
 @router.get(
     "/deployments/{deployment_id}/predictions",
     summary="A deployment's predictions",
-    responses=error_responses(401, 404, 422),
+    responses=error_responses(
+        "not_authenticated", "deployment_not_found", "validation_error", "rate_limited"
+    ),
 )
 async def list_predictions(
     access: DeploymentForPredictionList,

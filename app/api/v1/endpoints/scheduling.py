@@ -11,7 +11,7 @@ router = APIRouter(prefix="/scheduling", tags=["scheduling"])
 @router.get(
     "/strategies",
     summary="The registered preemption strategies",
-    responses=error_responses(401),
+    responses=error_responses("not_authenticated", "rate_limited"),
 )
 async def strategies(_user: CurrentUser) -> list[StrategyOut]:
     return [StrategyOut(name=name, description=text) for name, text in list_strategies()]
