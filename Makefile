@@ -1,18 +1,23 @@
 # The two commands of the README. Both set everything up on a fresh machine first.
-#   make run   - the service on the embedded default (SQLite file under ./data, no other server)
+#   make run   - the service on the embedded default (SQLite file under ./data, no other server);
+#                HOST=0.0.0.0 PORT=9000 make run to listen elsewhere
 #   make test  - lint, types and the whole test suite against PostgreSQL (behind nginx too)
-# And one for maintainers:
-#   make lock  - re-resolve constraints.txt, the versions every install (CI, Dockerfile) uses
+# Beside them:
+#   make migrate - bring the database of DATABASE_URL to the latest schema
+#   make worker  - a standalone prediction worker against DATABASE_URL (as many as you like)
+#   make lock    - re-resolve constraints.txt, the versions every install (CI, Dockerfile) uses
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 # The CPU build of torch lies on this kind of machine's disk; any other version pulls a CUDA build.
 TORCH := torch==2.13.0
 PIP := $(BIN)/python -m pip install --quiet --constraint constraints.txt
+HOST ?= 127.0.0.1
+PORT ?= 8000
 TEST_POSTGRES_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 export TEST_POSTGRES_ADMIN_URL
 
-.PHONY: run test postgres nginx chromium lock
+.PHONY: run migrate worker test postgres nginx chromium lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,18 +25,27 @@ $(BIN)/python:
 
 # The service alone: the core dependencies, no torch.
 $(VENV)/.core: pyproject.toml constraints.txt | $(BIN)/python
+	@echo "==> installing the service's dependencies into $(VENV) (a minute the first time)"
 	$(PIP) -e .
 	touch $@
 
 # The test suite: dev tools, the notebook's kernel and the `ml` extra. The CPU build of torch goes
 # first, so that the extra's `torch>=2.13` is already met and no multi-GB CUDA build is pulled.
 $(VENV)/.full: pyproject.toml constraints.txt | $(BIN)/python
-	$(PIP) $(TORCH)
+	@echo "==> installing $(TORCH) (CPU build, a few hundred MB; shown with progress)"
+	$(BIN)/python -m pip install --constraint constraints.txt --progress-bar on $(TORCH)
+	@echo "==> installing the service with the dev, ml and notebook extras"
 	$(PIP) -e ".[dev,ml,notebook]"
 	touch $@
 
 run: $(VENV)/.core
-	$(BIN)/mlops serve
+	$(BIN)/mlops serve --host $(HOST) --port $(PORT)
+
+migrate: $(VENV)/.core
+	$(BIN)/mlops migrate
+
+worker: $(VENV)/.core
+	$(BIN)/mlops worker
 
 postgres:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || \

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from app.models.organization import Role
+from app.runtimes.catalog import MODELS
 from tests.support.deploy import ROOT, parse_command
 from tests.support.processes import free_port, service_env, start_api, stop
 
@@ -40,7 +42,10 @@ def readme_commands() -> list[list[str]]:
             line = line.split("  #", 1)[0].strip()
             for part in re.split(r"\s*&&\s*", line):
                 if part and not part.startswith("#"):
-                    commands.append(shlex.split(part, comments=True))
+                    argv = shlex.split(part, comments=True)
+                    while argv and re.fullmatch(r"[A-Z_]+=\S*", argv[0]):
+                        argv = argv[1:]  # `NAME=value command ...`: the command
+                    commands.append(argv)
     return commands
 
 
@@ -139,3 +144,37 @@ def test_the_readme_tour_runs_as_written(live_service: int, tmp_path: Path) -> N
     assert output.rstrip().endswith(('"code":"prediction_pending"}', '"status":"completed"}')) or (
         '"prediction_id"' in output.splitlines()[-1]
     ), output[-500:]
+
+
+def test_the_readme_covers_the_basics_a_new_user_asks_about() -> None:
+    text = README.read_text()
+    basics = text[text.index("## The basics") : text.index("## Run the whole stack")]
+    for model in MODELS:
+        assert f"`{model}`" in basics, model
+    for role in Role:
+        assert f"`{role.value}`" in basics, role
+    for must in (
+        "10\u201317 s",  # an en dash, as the README writes ranges
+        "higher wins",
+        "prediction_pending",
+        "PORT=",
+        "createdb",
+        ".env.example",
+    ):
+        assert must in basics, must
+    assert "make worker" in basics and "make migrate" in basics
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("run PORT=9123 HOST=0.0.0.0", "mlops serve --host 0.0.0.0 --port 9123"),
+        ("migrate", "mlops migrate"),
+        ("worker", "mlops worker"),
+    ],
+)
+def test_make_targets_run_what_the_readme_says(target: str, expected: str) -> None:
+    dry_run = subprocess.run(
+        ["make", "-n", *target.split()], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert expected in dry_run.stdout, dry_run.stdout

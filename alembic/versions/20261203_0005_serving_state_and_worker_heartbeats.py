@@ -20,9 +20,7 @@ def upgrade() -> None:
     with op.batch_alter_table("deployments") as batch:
         batch.add_column(sa.Column("serving_ready", sa.Boolean(), nullable=True))
         batch.add_column(sa.Column("serving_reason", sa.String(length=500), nullable=True))
-        batch.add_column(
-            sa.Column("serving_since", sa.DateTime(timezone=True), nullable=True)
-        )
+        batch.add_column(sa.Column("serving_since", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "worker_heartbeats",
         sa.Column("id", sa.String(length=128), nullable=False),
