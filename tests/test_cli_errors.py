@@ -172,8 +172,8 @@ def test_production_without_a_real_secret_key(tmp_path: Path, secret: str | None
     environment = {"ENVIRONMENT": "production"} | ({"SECRET_KEY": secret} if secret else {})
     line = one_line(mlops(tmp_path, "serve", **environment))
     assert line.startswith(
-        "mlops serve: SECRET_KEY must be set to a random value of at least 32 characters "
-        "when ENVIRONMENT=production"
+        "mlops serve: SECRET_KEY must be set to a random value of at least 32 bytes with at "
+        "least 8 distinct characters when ENVIRONMENT=production"
     ), line
 
 

@@ -14,19 +14,24 @@ def settings(**values: object) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("secret", [DEV_SECRET_KEY, "", "change-me", "s" * 31])
+KEY = "0123456789abcdef" * 2  # 32 bytes, 16 distinct characters
+
+
+@pytest.mark.parametrize(
+    "secret", [DEV_SECRET_KEY, "", "change-me", KEY[:31], "s" * 32, "abcdefg" * 5]
+)
 def test_production_refuses_the_dev_secret_placeholders_and_short_keys(secret: str) -> None:
     with pytest.raises(ValidationError, match="SECRET_KEY must be set"):
         settings(environment="production", secret_key=secret)
-    assert settings(environment="production", secret_key="s" * 32).secret_key == "s" * 32
+    assert settings(environment="production", secret_key=KEY).secret_key == KEY
 
 
 def test_production_with_a_real_secret_uses_secure_cookies() -> None:
-    prod = settings(environment="production", secret_key="s" * 48)
+    prod = settings(environment="production", secret_key=KEY * 2)
     assert prod.cookie_secure is True
     assert (
         settings(
-            environment="production", secret_key="s" * 48, session_cookie_secure=False
+            environment="production", secret_key=KEY * 2, session_cookie_secure=False
         ).cookie_secure
         is False
     )

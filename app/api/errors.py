@@ -6,10 +6,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi.routing import iter_route_contexts
 from slowapi.errors import RateLimitExceeded
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
 from app.core.errors import DomainError, error_response
+from app.db.outage import OUTAGE_ERRORS, is_database_outage
 
 _HTTP_CODES = {
     400: ("bad_request", "The request could not be understood."),
@@ -84,7 +87,30 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
     )
 
 
-async def _http_error(_request: Request, exc: Exception) -> Response:
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _method_rank(method: str) -> tuple[int, str]:
+    return (_METHOD_ORDER.index(method) if method in _METHOD_ORDER else len(_METHOD_ORDER), method)
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method the resource at `path` answers (RFC 9110's `Allow`); Starlette's router
+    names only those of the first route whose path matched. Of the routes whose template matches,
+    those with the most literal segments are the resource: `/organizations/join` is the join
+    route's, not an organization whose id would be `join`."""
+    matching: list[tuple[int, set[str]]] = []
+    for context in iter_route_contexts(app.routes):
+        path_regex = getattr(context, "path_regex", None)
+        if context.methods and context.path and path_regex and path_regex.match(path):
+            literal = sum(1 for part in context.path.split("/") if not part.startswith("{"))
+            matching.append((literal, set(context.methods)))
+    most = max((literal for literal, _ in matching), default=0)
+    methods = set().union(*(found for literal, found in matching if literal == most))
+    return sorted(methods, key=_method_rank)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 400:
         # FastAPI's answer to a body it cannot decode (not UTF-8, say): a validation error here.
@@ -92,7 +118,12 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
         fields = [{"field": "body", "message": message}]
         return error_response(422, "validation_error", message, fields=fields)
     code, message = _HTTP_CODES.get(exc.status_code, ("http_error", "The request failed."))
-    return error_response(exc.status_code, code, message, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        path = request.scope["path"].removeprefix(request.scope.get("root_path", ""))
+        if allowed := allowed_methods(request.app, path):
+            headers["Allow"] = ", ".join(allowed)
+    return error_response(exc.status_code, code, message, headers=headers)
 
 
 async def _rate_limited(request: Request, _exc: Exception) -> Response:
@@ -105,8 +136,26 @@ async def _rate_limited(request: Request, _exc: Exception) -> Response:
     )
 
 
+DATABASE_RETRY_AFTER_SECONDS = 2
+
+
+async def _database_error(_request: Request, exc: Exception) -> Response:
+    """The database is away (restarting, unreachable, out of connections): 503, and the caller may
+    retry, rather than a 500 with a traceback per request. Any other database error is a bug."""
+    if not is_database_outage(exc):
+        raise exc
+    return error_response(
+        503,
+        "database_unavailable",
+        "The database is unavailable; retry shortly.",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RateLimitExceeded, _rate_limited)
+    for error in (*OUTAGE_ERRORS, DBAPIError):
+        app.add_exception_handler(error, _database_error)

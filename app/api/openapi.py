@@ -25,8 +25,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from app.api.deps import current_user
-from app.schemas.common import ERROR_CODES_KEY, ErrorBody, error_responses
+from app.api.deps import current_user, get_db, optional_user
+from app.schemas.common import ERROR_CODES, ERROR_CODES_KEY, ErrorBody, error_responses
 
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
 SESSION_SCHEME = "sessionCookie"
@@ -61,16 +61,29 @@ def _walk(dependant: Dependant) -> Iterator[Dependant]:
         yield from _walk(dependency)
 
 
-def signed_in_operations(app: FastAPI) -> set[tuple[str, str]]:
-    """(method, path) of every operation whose dependencies need a signed-in user, read from the
+def operations_depending_on(app: FastAPI, *calls: Callable[..., Any]) -> set[tuple[str, str]]:
+    """(method, path) of every operation whose dependencies include one of `calls`, read from the
     routes themselves (the routers' own dependencies included)."""
     found: set[tuple[str, str]] = set()
     for context in iter_route_contexts(app.routes):
         if not isinstance(context.original_route, APIRoute) or context.path is None:
             continue
-        if any(d.call is current_user for d in _walk(context.dependant)):
+        if any(d.call in calls for d in _walk(context.dependant)):
             found |= {(method.lower(), context.path) for method in context.methods or ()}
     return found
+
+
+def signed_in_operations(app: FastAPI) -> set[tuple[str, str]]:
+    """(method, path) of every operation that needs a signed-in user."""
+    return operations_depending_on(app, current_user)
+
+
+def _add_error(responses: dict[str, Any], code: str) -> None:
+    """Declare `code` on an operation, beside the codes already declared with its status."""
+    status = str(ERROR_CODES[code][0])
+    listed = responses.get(status, {}).get(ERROR_CODES_KEY, [])
+    if code not in listed:
+        responses[status] = _error_response(*listed, code)
 
 
 def _can_be_invalid(operation: dict[str, Any]) -> bool:
@@ -103,7 +116,7 @@ def _document(app: FastAPI, schema: dict[str, Any]) -> None:
         "in": "header",
         "required": False,
         "description": _REQUEST_ID_TEXT,
-        "schema": {"type": "string", "maxLength": 128},
+        "schema": {"type": "string"},  # any value: one not of the documented form is replaced
     }
     components.setdefault("headers", {}).update(
         {
@@ -123,6 +136,8 @@ def _document(app: FastAPI, schema: dict[str, Any]) -> None:
         }
     )
     signed_in = signed_in_operations(app)
+    # Anything that reads the session (any cookie is looked up) or opens a transaction.
+    on_database = operations_depending_on(app, get_db, current_user, optional_user)
     for path, item in schema.get("paths", {}).items():
         for method, operation in item.items():
             responses = operation.setdefault("responses", {})
@@ -137,6 +152,8 @@ def _document(app: FastAPI, schema: dict[str, Any]) -> None:
                 # Refused at the edge, before the route (app/core/middleware.py).
                 responses.setdefault("413", _error_response("payload_too_large"))
                 responses.setdefault("415", _error_response("unsupported_media_type"))
+            if (method, path) in on_database:
+                _add_error(responses, "database_unavailable")
             operation["responses"] = responses = dict(sorted(responses.items()))
             if (method, path) in signed_in:
                 operation["security"] = [{SESSION_SCHEME: []}]

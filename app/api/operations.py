@@ -5,6 +5,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.types import Receive, Scope, Send
 
 from app.core.metrics import SharedState, exposition
 from app.db.migrations import current_revision, head_revision
@@ -33,9 +34,28 @@ class Status(BaseModel):
     )
 
 
+class HeadResponse(Response):
+    """The answer to HEAD: the GET answer's status and headers (its `Content-Length` included),
+    without its body. Probes and load balancers check liveness with HEAD."""
+
+    def __init__(self, get: Response) -> None:
+        super().__init__(status_code=get.status_code)
+        self.raw_headers = list(get.raw_headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = {"type": "http.response.start", "status": self.status_code}
+        await send({**start, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": b""})
+
+
 @router.get("/health", summary="Liveness: the process is up", response_model_exclude_none=True)
 async def health() -> Status:
     return Status(status="ok")
+
+
+@router.head("/health", include_in_schema=False)
+async def health_head() -> Response:
+    return HeadResponse(JSONResponse((await health()).model_dump(exclude_none=True)))
 
 
 @router.get(
@@ -66,6 +86,11 @@ async def ready(request: Request) -> JSONResponse:
         reason = "no prediction worker is alive; start one with `mlops worker`"
         return JSONResponse({"status": "not_ready", "reason": reason, "workers_alive": 0}, 503)
     return JSONResponse({"status": "ready", "workers_alive": workers})
+
+
+@router.head("/ready", include_in_schema=False)
+async def ready_head(request: Request) -> Response:
+    return HeadResponse(await ready(request))
 
 
 @router.get(

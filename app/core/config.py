@@ -9,8 +9,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 - the documented dev default
 DEFAULT_DATABASE_URL = "sqlite:///./data/mlops.db"
-# In production a shorter key is refused: it is a placeholder (`change-me`) or guessable.
-MIN_PRODUCTION_SECRET_LENGTH = 32
+# In production a key is refused unless it has this many bytes (UTF-8) of this many distinct
+# characters: less is a placeholder (`change-me`), guessable, or one character repeated.
+MIN_PRODUCTION_SECRET_BYTES = 32
+MIN_PRODUCTION_SECRET_DISTINCT = 8
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +27,16 @@ def normalize_database_url(url: str) -> str:
         if url.startswith(plain):
             return driver + url[len(plain) :]
     return url
+
+
+def is_weak_secret(secret: str) -> bool:
+    """The dev value, fewer than 32 bytes of key material (UTF-8: 16 `é` are 32 bytes, 31 ASCII
+    characters are not), or a key of few characters repeated (`a` 32 times)."""
+    return (
+        secret == DEV_SECRET_KEY
+        or len(secret.encode("utf-8", "surrogatepass")) < MIN_PRODUCTION_SECRET_BYTES
+        or len(set(secret)) < MIN_PRODUCTION_SECRET_DISTINCT
+    )
 
 
 class Settings(BaseSettings):
@@ -85,13 +97,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> "Settings":
-        weak = (
-            self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < MIN_PRODUCTION_SECRET_LENGTH
-        )
-        if self.environment == "production" and weak:
+        if self.environment == "production" and is_weak_secret(self.secret_key):
             raise ValueError(
                 f"SECRET_KEY must be set to a random value of at least "
-                f"{MIN_PRODUCTION_SECRET_LENGTH} characters when ENVIRONMENT=production "
+                f"{MIN_PRODUCTION_SECRET_BYTES} bytes with at least "
+                f"{MIN_PRODUCTION_SECRET_DISTINCT} distinct characters when ENVIRONMENT=production "
                 "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
         return self

@@ -2,17 +2,64 @@
 contract's body, which `error_response` writes for every error, whoever answers it."""
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import Response
 
+ECHO_LIMIT = 100
+"""Characters of any one value sent by the caller that an error body may repeat."""
+MESSAGE_LIMIT = 500
+"""Characters of any one sentence of an error body."""
+
+# A value quoted as `repr` quotes it (`Unknown dependency 'x'.`), escapes included, longer than
+# the limit: opened and closed by the same quote, neither inside a word (`cluster's`).
+_LONG_QUOTED = re.compile(
+    r"""(?<!\w)(['"])((?:(?!\1)[^\\\n]|\\.){""" + str(ECHO_LIMIT + 1) + r""",})\1(?!\w)"""
+)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def bounded(message: str) -> str:
+    """`message` with every long quoted value cut to `ECHO_LIMIT` characters, and at most
+    `MESSAGE_LIMIT` characters in all: a 500 KB id sent is not sent back (twice)."""
+    if len(message) <= ECHO_LIMIT:
+        return message
+    shortened = _LONG_QUOTED.sub(
+        lambda quoted: f"{quoted[1]}{_cut(quoted[2], ECHO_LIMIT)}{quoted[1]}", message
+    )
+    return _cut(shortened, MESSAGE_LIMIT)
+
+
+def _bounded_fields(fields: Any) -> Any:
+    """`fields` entries: the path (whose keys came from the caller) and the message bounded."""
+    if not isinstance(fields, list):
+        return fields
+    return [
+        {
+            key: (_cut(value, ECHO_LIMIT) if key == "field" else bounded(value))
+            if isinstance(value, str)
+            else value
+            for key, value in entry.items()
+        }
+        if isinstance(entry, dict)
+        else entry
+        for entry in fields
+    ]
+
 
 def error_body(code: str, message: str, **extra: Any) -> bytes:
-    """The bytes of every error body: compact UTF-8 JSON, `error` first, then `code`."""
+    """The bytes of every error body: compact UTF-8 JSON, `error` first, then `code`. Whatever
+    the caller sent is repeated only in part (`bounded`), whoever wrote the message."""
+    if "fields" in extra:
+        extra["fields"] = _bounded_fields(extra["fields"])
     return json.dumps(
-        {"error": message, "code": code, **extra},
+        {"error": bounded(message), "code": code, **extra},
         ensure_ascii=False,
         allow_nan=False,
         separators=(",", ":"),

@@ -30,6 +30,11 @@ SCHEDULING_DECISIONS = Counter(
     "Scheduler decisions applied, by kind (started, evicted, failed).",
     ["decision"],
 )
+NOTIFICATIONS = Counter(
+    "mlops_notifications_received_total",
+    "PostgreSQL notifications received by this process's listener, by channel.",
+    ["channel"],
+)
 PREEMPTIONS = Counter("mlops_preemptions_total", "Running deployments evicted by preemption.")
 PREDICTIONS = Counter(
     "mlops_predictions_total", "Predictions finished, by model and outcome.", ["model", "status"]

@@ -16,6 +16,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from app.core.metrics import NOTIFICATIONS
+
 logger = logging.getLogger(__name__)
 
 QUEUED_CHANNEL = "prediction_queued"
@@ -90,6 +92,7 @@ class Notifier:
                 backoff = min(backoff * 2, 10)
 
     def _dispatch(self, channel: str, payload: str) -> None:
+        NOTIFICATIONS.labels(channel).inc()
         if channel == QUEUED_CHANNEL:
             self._queued.set()
             return

@@ -12,10 +12,21 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     model_validator,
 )
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# The same rule for JSON Schema (ECMA-262) readers, who cannot trim first: any surrounding
+# whitespace (Unicode's White_Space, what pydantic trims), then 1-100 characters without control
+# characters that begin and end with neither. No `maxLength`: it would count what is trimmed.
+# Whitespace is spelled out: `\s` differs between regex engines (Python's adds U+001C-U+001F).
+_WHITE = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_CONTROLS = r"\x00-\x1f\x7f-\x9f"
+_SPACE = rf"[{_WHITE}]"
+_INNER = rf"[^{_CONTROLS}]"
+_EDGE = rf"[^{_WHITE}{_CONTROLS}]"
+NAME_PATTERN = rf"^{_SPACE}*{_EDGE}(?:{_INNER}{{0,98}}{_EDGE})?{_SPACE}*$"
 
 
 def _no_control_characters(value: str) -> str:
@@ -28,6 +39,15 @@ Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
     AfterValidator(_no_control_characters),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "pattern": NAME_PATTERN,
+            "description": "1-100 characters after trimming surrounding whitespace; no control "
+            "characters (U+0000-U+001F, U+007F-U+009F).",
+        }
+    ),
 ]
 
 
@@ -41,13 +61,23 @@ def _no_nul(value: str) -> str:
 Text = Annotated[str, AfterValidator(_no_nul)]
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _has_lone_surrogate(value: Any) -> bool:
-    if isinstance(value, str):
-        return any("\ud800" <= ch <= "\udfff" for ch in value)
-    if isinstance(value, dict):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_lone_surrogate(item) for item in value)
+    """Any string in a JSON document, keys included, with a lone surrogate; a walk without
+    recursion, so that no nesting can reach the interpreter's recursion limit."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
     return False
 
 
@@ -140,6 +170,7 @@ ERROR_CODES: Mapping[str, tuple[int, str]] = MappingProxyType(
         "prediction_failed": (502, "The model failed: <the runtime's message>"),
         "model_unavailable": (503, "The 'distilbert-sst2' model cannot serve: <why>."),
         "no_worker": (503, "No prediction worker that runs 'mock' is alive; start one ..."),
+        "database_unavailable": (503, "The database is unavailable; retry shortly."),
     }
 )
 ERROR_CODES_KEY = "x-error-codes"

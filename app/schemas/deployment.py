@@ -30,6 +30,13 @@ _DEPLOYMENT_EXAMPLE: dict[str, JsonValue] = {
 }
 
 
+# "Not all zero", for JSON Schema readers: at least one quantity above zero.
+_SOME_RESOURCE: list[JsonValue] = [
+    {"properties": {name: {"exclusiveMinimum": 0}}, "required": [name]}
+    for name in ("cpu", "ram_gb", "gpu")
+]
+
+
 class DeploymentIn(RequestBody):
     name: Name = Field(description="1-100 characters; not unique.")
     model: str = Field(
@@ -40,8 +47,10 @@ class DeploymentIn(RequestBody):
         "affects creation or scheduling.",
     )
     resources: ResourcesIn = Field(
-        description="What it holds while running. Not all zero; larger than the cluster's "
-        "capacity in any dimension is 422 `exceeds_cluster_capacity` (it could never run)."
+        description="What it holds while running. Not all zero (422 `validation_error`): at least "
+        "one of `cpu`, `ram_gb` and `gpu` above 0. Larger than the cluster's capacity in any "
+        "dimension is 422 `exceeds_cluster_capacity` (it could never run).",
+        json_schema_extra={"anyOf": _SOME_RESOURCE},
     )
     priority: Annotated[
         int,

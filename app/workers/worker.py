@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.core.config import Settings
 from app.core.metrics import PREDICTION_DURATION, PREDICTIONS
 from app.db.notifier import Notifier
+from app.db.outage import is_database_outage
 from app.runtimes.base import RuntimeFailure
 from app.services import prediction_states
 from app.services.prediction_states import Claimed, Sessions
@@ -97,8 +98,8 @@ class Worker:
                     self.settings.prediction_lease_seconds,
                     self.models,
                 )
-            except Exception:  # the loop must outlive any one failure, or the worker goes idle
-                logger.exception("claiming predictions failed; retrying")
+            except Exception as exc:  # the loop must outlive any one failure, or it goes idle
+                _log_failure("claiming predictions failed; retrying", exc)
                 claimed = []
                 await asyncio.sleep(POLL_SECONDS)
             for item in claimed:
@@ -142,8 +143,8 @@ class Worker:
             try:
                 recorded = set(await prediction_states.finish(self.sessions, self.id, outcomes))
                 break
-            except Exception:
-                logger.exception("recording outcomes failed; retrying")
+            except Exception as exc:
+                _log_failure("recording outcomes failed; retrying", exc)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 30)
         for prediction_id, model, _, error in outcomes:
@@ -174,6 +175,15 @@ class Worker:
         while True:
             try:
                 await job()
-            except Exception:  # a failed round is retried on the next tick
-                logger.exception("periodic worker job failed", extra={"job": job.__name__})
+            except Exception as exc:  # a failed round is retried on the next tick
+                _log_failure(f"periodic worker job {job.__name__} failed", exc)
             await asyncio.sleep(seconds)
+
+
+def _log_failure(what: str, exc: Exception) -> None:
+    """A database that is away is an outage, said in one line (it may last); anything else is a
+    bug, logged with its traceback."""
+    if is_database_outage(exc):
+        logger.warning("%s: the database is unavailable (%s)", what, type(exc).__name__)
+    else:
+        logger.exception(what)

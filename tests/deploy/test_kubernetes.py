@@ -2,6 +2,7 @@
 kustomization, and in agreement with the app (its CLI, its settings, its probes) and each other."""
 
 import argparse
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -183,7 +184,7 @@ def test_every_container_environment_loads_as_settings(monkeypatch: pytest.Monke
         for container in containers(workload):
             for name in settings_env_names():
                 monkeypatch.delenv(name, raising=False)
-            env = environment(container) | {"SECRET_KEY": "k" * 48}
+            env = environment(container) | {"SECRET_KEY": secrets.token_urlsafe(48)}
             for name, value in env.items():
                 monkeypatch.setenv(name, value)
             try:

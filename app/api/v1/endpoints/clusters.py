@@ -9,13 +9,14 @@ from app.api.deps import (
     OrgForNewCluster,
     PageParams,
 )
+from app.api.exact_numbers import ExactNumbersRoute
 from app.models.cluster import Cluster
 from app.schemas.cluster import ClusterIn, ClusterOut, ClusterPatch
 from app.schemas.common import error_responses
 from app.schemas.resources import ResourcesOut
 from app.services import clusters as cluster_service
 
-router = APIRouter(tags=["clusters"])
+router = APIRouter(tags=["clusters"], route_class=ExactNumbersRoute)
 
 
 def cluster_out(cluster: Cluster) -> ClusterOut:

@@ -14,6 +14,7 @@ from app.api.deps import (
     OrgForDeploymentList,
     PageParams,
 )
+from app.api.exact_numbers import ExactNumbersRoute
 from app.models.deployment import DeploymentStatus
 from app.schemas.common import error_responses
 from app.schemas.deployment import DeploymentIn, DeploymentOut, EventOut, ServingOut
@@ -23,7 +24,7 @@ from app.services import deployments as deployment_service
 from app.services.deployment_views import DeploymentView
 from app.services.deployments import NewDeployment
 
-router = APIRouter(tags=["deployments"])
+router = APIRouter(tags=["deployments"], route_class=ExactNumbersRoute)
 StatusFilter = Annotated[DeploymentStatus | None, Query(description="Only this status.")]
 
 
