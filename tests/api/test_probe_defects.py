@@ -275,6 +275,8 @@ def test_every_component_schema_is_valid_json_schema(spec: dict[str, Any]) -> No
         ("PUT", "/api/v1/organizations/x/members/y", {"PATCH", "DELETE"}),
         ("DELETE", "/api/v1/clusters/x/deployments", {"GET", "POST"}),
         ("POST", "/health", {"GET", "HEAD"}),
+        # The join route's path, not an organization whose id would be "join".
+        ("OPTIONS", "/api/v1/organizations/join", {"POST"}),
     ],
 )
 async def test_405_allows_every_method_of_the_path(
