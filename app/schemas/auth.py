@@ -2,7 +2,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 from app.models.organization import Role
 from app.schemas.common import RequestBody, Text
@@ -33,6 +41,36 @@ class LoginIn(RequestBody):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"username": "ada", "password": "correct-horse-42"}]}
     )
+
+
+class PasswordChangeIn(RequestBody):
+    current_password: Annotated[
+        str,
+        Field(
+            max_length=1024,
+            description="The password you signed in with. A wrong one is 401 "
+            "`invalid_credentials` (not otherwise checked, as at login).",
+        ),
+    ]
+    new_password: Annotated[
+        Password,
+        Field(description="8-128 characters, as at registration; must differ from the current."),
+    ]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"current_password": "correct-horse-42", "new_password": "battery-staple-97"}
+            ]
+        }
+    )
+
+    @field_validator("new_password")
+    @classmethod
+    def _differs_from_the_current(cls, value: str, info: ValidationInfo) -> str:
+        if value == info.data.get("current_password"):
+            raise ValueError("must differ from the current password")
+        return value
 
 
 class UserOut(BaseModel):

@@ -91,29 +91,94 @@ async def register(db: AsyncSession, username: str, email: str, password: str) -
     return user
 
 
+async def _lock_user(db: AsyncSession, user_id: uuid.UUID) -> User | None:
+    """The user's row, read afresh under a row lock (`FOR NO KEY UPDATE`, so rows that merely
+    reference the user are not blocked) that logins and password changes take before they write.
+    A login whose verified hash is no longer the stored one lost a race with a password change and
+    is refused; a password change that commits after a login deletes that login's session. Either
+    way no session opened with the old password outlives the change. (SQLite has no row locks:
+    `BEGIN IMMEDIATE` serializes these transactions there.)"""
+    user: User | None = await db.scalar(
+        select(User)
+        .where(User.id == user_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    return user
+
+
+async def _credentials(db: AsyncSession, username: str) -> tuple[uuid.UUID, str] | None:
+    """The id and password hash of the account named `username`, in a transaction that ends
+    before the caller verifies the password: argon2id runs while no lock is held (on SQLite, every
+    transaction holds the database's write lock)."""
+    row = (
+        await db.execute(
+            select(User.id, User.password_hash).where(func.lower(User.username) == username.lower())
+        )
+    ).one_or_none()
+    await db.rollback()
+    return None if row is None else (row.id, row.password_hash)
+
+
 async def login(
-    db: AsyncSession, username: str, password: str, max_age_seconds: int
+    db: AsyncSession,
+    username: str,
+    password: str,
+    max_age_seconds: int,
+    replacing: str | None = None,
 ) -> tuple[User, str]:
-    """Verify credentials and open a new session; returns the user and the session token."""
-    user = await db.scalar(select(User).where(func.lower(User.username) == username.lower()))
-    valid = await verify_password(password, user.password_hash if user else None)
-    if user is None or not valid:
+    """Verify credentials and open a new session; returns the user and the session token.
+
+    `replacing` is the token of the session this browser signed in with before, if any: it is
+    revoked in the same transaction, whoever it belonged to, so logging in again rotates the
+    session instead of leaving the old cookie valid. A failed login revokes nothing."""
+    found = await _credentials(db, username)
+    valid = await verify_password(password, found[1] if found else None)
+    if found is None or not valid:
         raise InvalidCredentials()
+    user_id, verified_hash = found
+    user = await _lock_user(db, user_id)
+    if user is None or user.password_hash != verified_hash:
+        raise InvalidCredentials()  # the password changed (or the account went) meanwhile
     now = utcnow()
     token = new_session_token()
-    await db.execute(
-        delete(UserSession).where(UserSession.user_id == user.id, UserSession.expires_at <= now)
-    )
+    revoked = (UserSession.user_id == user_id) & (UserSession.expires_at <= now)
+    if replacing is not None:
+        revoked = revoked | (UserSession.token_hash == hash_session_token(replacing))
+    await db.execute(delete(UserSession).where(revoked))
     db.add(
         UserSession(
             token_hash=hash_session_token(token),
-            user_id=user.id,
+            user_id=user_id,
             created_at=now,
             expires_at=now + timedelta(seconds=max_age_seconds),
         )
     )
     await db.commit()
     return user, token
+
+
+async def change_password(
+    db: AsyncSession, user_id: uuid.UUID, token: str, current_password: str, new_password: str
+) -> None:
+    """Replace the password of a signed-in user who proved they know the current one, and revoke
+    every other session of theirs; the session `token` that made the change stays valid."""
+    stored = await db.scalar(select(User.password_hash).where(User.id == user_id))
+    await db.rollback()  # argon2id below runs outside any transaction, as at login
+    if stored is None or not await verify_password(current_password, stored):
+        raise InvalidCredentials(message="The current password is wrong.")
+    new_hash = await hash_password(new_password)
+    user = await _lock_user(db, user_id)
+    if user is None or user.password_hash != stored:
+        # Another change won the race: the password just verified is no longer the current one.
+        raise InvalidCredentials(message="The current password is wrong.")
+    user.password_hash = new_hash
+    await db.execute(
+        delete(UserSession).where(
+            UserSession.user_id == user_id, UserSession.token_hash != hash_session_token(token)
+        )
+    )
+    await db.commit()
 
 
 async def principal_for_session(conn: AsyncConnection, token: str) -> Principal | None:
@@ -156,4 +221,10 @@ async def session_expired_at(conn: AsyncConnection, token: str) -> datetime | No
 
 async def logout(db: AsyncSession, token: str) -> None:
     await db.execute(delete(UserSession).where(UserSession.token_hash == hash_session_token(token)))
+    await db.commit()
+
+
+async def logout_everywhere(db: AsyncSession, user_id: uuid.UUID) -> None:
+    """Revoke every session of the user, the caller's own included."""
+    await db.execute(delete(UserSession).where(UserSession.user_id == user_id))
     await db.commit()

@@ -39,6 +39,8 @@ PUBLIC = {
 # Authenticated, but not inside any organization: nothing to hide from outsiders.
 UNSCOPED = {
     ("POST", "/api/v1/auth/logout"),
+    ("DELETE", "/api/v1/auth/sessions"),
+    ("POST", "/api/v1/auth/password"),
     ("GET", "/api/v1/auth/me"),
     ("GET", "/api/v1/organizations"),
     ("POST", "/api/v1/organizations"),
