@@ -2,16 +2,18 @@
 the tests marked `both_backends`, and apps built per test with their own settings."""
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.support.api import World, check_error_shape_hook
+from tests.support.api import Live, World, check_error_shape_hook
 from tests.support.databases import (
     create_postgres_database,
     create_sqlite_database,
@@ -128,3 +130,21 @@ def client(client_factory: Callable[..., httpx.AsyncClient]) -> httpx.AsyncClien
 @pytest.fixture
 def world(client_factory: Callable[..., httpx.AsyncClient]) -> World:
     return World(client_factory)
+
+
+@pytest.fixture
+def live(
+    app: FastAPI,
+    app_factory: Callable[..., FastAPI],
+    client_factory: Callable[..., httpx.AsyncClient],
+) -> Live:
+    """`async with live(**settings) as (app, world)`: an app whose in-process worker runs (`app`
+    empties the tables first)."""
+
+    @asynccontextmanager
+    async def start(**overrides: Any) -> AsyncIterator[tuple[FastAPI, World]]:
+        built = app_factory(worker_in_process=True, **overrides)
+        async with LifespanManager(built):
+            yield built, World(lambda: client_factory(built))
+
+    return start

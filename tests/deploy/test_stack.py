@@ -19,6 +19,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.load_drill.scene import churn_deployment
 from tests.support.api import PASSWORD, assert_error, check_error_shape_hook
 from tests.support.books import check_books
 from tests.support.databases import create_postgres_database, drop_postgres_database
@@ -207,16 +208,7 @@ async def fire(stack: Stack, scene: Scene, seed: int) -> Load:
 
     async def create(member: Member) -> None:
         cluster_id = rng.choice(scene.churn)
-        body = {
-            "name": "churn",
-            "resources": {
-                "cpu": rng.choice([0.5, 1, 1.5, 2]),
-                "ram_gb": rng.choice([0, 1, 2]),
-                "gpu": rng.choice([0, 0, 1]),
-            },
-            "priority": rng.randint(0, 9),
-            "preemption_policy": rng.choice(["preempt_lower_priority"] * 3 + ["never"]),
-        }
+        body = churn_deployment(rng)
         response = await member.client.post(f"/api/v1/clusters/{cluster_id}/deployments", json=body)
         load.record("create", "POST", "/api/v1/clusters/{cluster_id}/deployments", response)
         if response.status_code == 201:

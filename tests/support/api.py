@@ -2,6 +2,7 @@
 
 import itertools
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,3 +133,7 @@ class World:
         assert response.status_code == 201, response.text
         body: dict[str, Any] = response.json()
         return body
+
+
+Live = Callable[..., AbstractAsyncContextManager[tuple[FastAPI, World]]]
+"""The `live` fixture: `async with live(**settings) as (app, world)`."""

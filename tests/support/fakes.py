@@ -1,17 +1,20 @@
 """Fakes at the external boundaries only: a tiny DistilBERT built offline (loaded by the real
-code path) and an Ollama server that speaks Ollama's HTTP API on 127.0.0.1."""
+code path) and an Ollama server that speaks Ollama's HTTP API on 127.0.0.1 (or, with a `fault`,
+fails the way a broken one does)."""
 
 import asyncio
+import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from tests.support.processes import free_port
 
@@ -50,39 +53,80 @@ def build_tiny_distilbert(directory: Path) -> Path:
     return directory
 
 
+# How a broken Ollama answers /api/generate and /api/chat (and /api/tags with `fault_tags`):
+# "status_500": 500 with Ollama's JSON error body, as when its model runner dies;
+# "not_json": 200 with an HTML page (a proxy or another server on the port);
+# "no_response": 200 with JSON that lacks the `response` (or `message`) field, or `models`
+# itself when the listing is the broken one: it is then empty;
+# "not_object": 200 with JSON that is a list, not an object;
+# "cut": 200 headers announcing the full body, half of it, then the connection is closed.
+Fault = Literal["status_500", "not_json", "no_response", "not_object", "cut"]
+RUNNER_DIED = "llama runner process has terminated: signal: killed"
+
+
+class _CutResponse(Response):
+    """Announces the whole body, sends the first half, then ends without the rest: uvicorn
+    closes the connection with the response incomplete (it logs that, as it should)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        half = self.body[: len(self.body) // 2]
+        await send({"type": "http.response.body", "body": half, "more_body": True})
+
+
+def _broken(fault: Fault, body: dict[str, Any]) -> Response:
+    if fault == "status_500":
+        return JSONResponse({"error": RUNNER_DIED}, 500)
+    if fault == "not_json":
+        return Response("<html><body>It works!</body></html>", 200, media_type="text/html")
+    if fault == "no_response":
+        missing = ("response", "message", "models")
+        return JSONResponse({k: v for k, v in body.items() if k not in missing})
+    if fault == "not_object":
+        return JSONResponse([body])
+    return _CutResponse(json.dumps(body), 200, media_type="application/json")
+
+
 @dataclass
 class FakeOllama:
-    """Answers /api/tags, /api/generate and /api/chat like an Ollama server holding `models`."""
+    """Answers /api/tags, /api/generate and /api/chat like an Ollama server holding `models`;
+    with a `fault`, /api/generate and /api/chat (and /api/tags too with `fault_tags`) answer as
+    a broken server does. `delay` (seconds) is spent before every generate or chat answer."""
 
     reply: str = "A short summary."
     delay: float = 0.0
     models: list[str] = field(default_factory=lambda: ["gemma3:1b"])
     requests: list[dict[str, Any]] = field(default_factory=list)
     port: int = field(default_factory=free_port)
+    fault: Fault | None = None
+    fault_tags: bool = False
 
     @property
     def host(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def app(self) -> Starlette:
-        async def tags(_: Request) -> JSONResponse:
-            return JSONResponse(
-                {
-                    "models": [
-                        {
-                            "name": name,
-                            "model": name,
-                            "modified_at": "2026-11-01T00:00:00Z",
-                            "size": 815319791,
-                            "digest": "0" * 64,
-                            "details": {"family": "gemma3", "parameter_size": "1B"},
-                        }
-                        for name in self.models
-                    ]
-                }
-            )
+        async def tags(_: Request) -> Response:
+            listing = {
+                "models": [
+                    {
+                        "name": name,
+                        "model": name,
+                        "modified_at": "2026-11-01T00:00:00Z",
+                        "size": 815319791,
+                        "digest": "0" * 64,
+                        "details": {"family": "gemma3", "parameter_size": "1B"},
+                    }
+                    for name in self.models
+                ]
+            }
+            if self.fault is not None and self.fault_tags:
+                return _broken(self.fault, listing)
+            return JSONResponse(listing)
 
-        async def answer(request: Request, chat: bool) -> JSONResponse:
+        async def answer(request: Request, chat: bool) -> Response:
             body = await request.json()
             self.requests.append(body)
             if body.get("model") not in self.models:
@@ -90,15 +134,17 @@ class FakeOllama:
             await asyncio.sleep(self.delay)
             done = {"model": body["model"], "created_at": "2026-11-29T00:00:00Z", "done": True}
             if chat:
-                return JSONResponse(
-                    {**done, "message": {"role": "assistant", "content": self.reply}}
-                )
-            return JSONResponse({**done, "response": self.reply, "done_reason": "stop"})
+                answered = {**done, "message": {"role": "assistant", "content": self.reply}}
+            else:
+                answered = {**done, "response": self.reply, "done_reason": "stop"}
+            if self.fault is not None:
+                return _broken(self.fault, answered)
+            return JSONResponse(answered)
 
-        async def generate(request: Request) -> JSONResponse:
+        async def generate(request: Request) -> Response:
             return await answer(request, chat=False)
 
-        async def chat(request: Request) -> JSONResponse:
+        async def chat(request: Request) -> Response:
             return await answer(request, chat=True)
 
         return Starlette(
