@@ -115,6 +115,17 @@ async def _not_authenticated(request: Request) -> NotAuthenticated:
 CurrentUser = Annotated[Principal, Depends(current_user)]
 
 
+async def current_session_token(request: Request, _user: CurrentUser) -> str:
+    """The token of the session that signed the caller in (for what must spare that session)."""
+    token = _verified_token(request)
+    if token is None:  # a signed-in caller came with a verified token: kept for the type
+        raise NotAuthenticated.session_invalid()
+    return token
+
+
+CurrentSessionToken = Annotated[str, Depends(current_session_token)]
+
+
 async def page_params(
     limit: Annotated[int, Query(ge=1, le=200, description="Page size (1-200).")] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="Rows to skip.")] = 0,

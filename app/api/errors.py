@@ -1,5 +1,6 @@
 """Every error, whatever raised it, leaves in the contract's shape: {"error", "code", ...}."""
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,10 +10,13 @@ from fastapi.responses import Response
 from fastapi.routing import iter_route_contexts
 from slowapi.errors import RateLimitExceeded
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from app.core.errors import DomainError, error_response
-from app.db.outage import OUTAGE_ERRORS, is_database_outage
+from app.db.outage import is_database_outage
+
+logger = logging.getLogger(__name__)
 
 _HTTP_CODES = {
     400: ("bad_request", "The request could not be understood."),
@@ -20,8 +24,6 @@ _HTTP_CODES = {
     403: ("forbidden", "You are not allowed to do this."),
     404: ("not_found", "Not found."),
     405: ("method_not_allowed", "Method not allowed on this route."),
-    413: ("payload_too_large", "The request body exceeds 1 MiB."),
-    415: ("unsupported_media_type", "Request bodies must be application/json."),
 }
 
 
@@ -139,11 +141,18 @@ async def _rate_limited(request: Request, _exc: Exception) -> Response:
 DATABASE_RETRY_AFTER_SECONDS = 2
 
 
-async def _database_error(_request: Request, exc: Exception) -> Response:
+async def _database_error(request: Request, exc: Exception) -> Response:
     """The database is away (restarting, unreachable, out of connections): 503, and the caller may
     retry, rather than a 500 with a traceback per request. Any other database error is a bug."""
     if not is_database_outage(exc):
         raise exc
+    orig = getattr(exc, "orig", None)
+    logger.warning(
+        "database unavailable: %s (%s)",
+        type(orig or exc).__name__,
+        getattr(orig, "sqlstate", None) or "no SQLSTATE",
+        extra={"path": request.url.path},
+    )
     return error_response(
         503,
         "database_unavailable",
@@ -157,5 +166,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RateLimitExceeded, _rate_limited)
-    for error in (*OUTAGE_ERRORS, DBAPIError):
+    for error in (DBAPIError, PoolTimeout):
         app.add_exception_handler(error, _database_error)

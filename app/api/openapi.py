@@ -92,6 +92,9 @@ def _can_be_invalid(operation: dict[str, Any]) -> bool:
     return "requestBody" in operation or any(p.get("in") != "path" for p in parameters)
 
 
+_UNSAFE = {"post", "put", "patch", "delete"}
+
+
 def _error_response(*codes: str) -> dict[str, Any]:
     """`error_responses(*codes)`'s one entry as it appears in the schema."""
     [declared] = error_responses(*codes).values()
@@ -148,10 +151,12 @@ def _document(app: FastAPI, schema: dict[str, Any]) -> None:
                     responses["422"] = _error_response("validation_error")
                 else:
                     del responses["422"]
-            if "requestBody" in operation:
+            if method in _UNSAFE:
                 # Refused at the edge, before the route (app/core/middleware.py).
-                responses.setdefault("413", _error_response("payload_too_large"))
-                responses.setdefault("415", _error_response("unsupported_media_type"))
+                _add_error(responses, "cross_site_request")
+                _add_error(responses, "unsupported_media_type")
+            if "requestBody" in operation:
+                _add_error(responses, "payload_too_large")
             if (method, path) in on_database:
                 _add_error(responses, "database_unavailable")
             operation["responses"] = responses = dict(sorted(responses.items()))

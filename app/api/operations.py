@@ -73,15 +73,15 @@ async def health_head() -> Response:
 async def ready(request: Request) -> JSONResponse:
     try:
         current = await current_revision(request.app.state.engine)
-    except (SQLAlchemyError, OSError) as exc:
+        head = head_revision()
+        if current != head:
+            reason = f"schema at {current}, latest migration is {head}"
+            return JSONResponse({"status": "not_ready", "reason": reason}, 503)
+        async with request.app.state.sessionmaker() as db:
+            workers = await count_alive(db)
+    except (SQLAlchemyError, OSError) as exc:  # the probe's own 503, whichever query failed
         reason = f"database unavailable or not migrated ({type(exc).__name__})"
         return JSONResponse({"status": "not_ready", "reason": reason}, 503)
-    head = head_revision()
-    if current != head:
-        reason = f"schema at {current}, latest migration is {head}"
-        return JSONResponse({"status": "not_ready", "reason": reason}, 503)
-    async with request.app.state.sessionmaker() as db:
-        workers = await count_alive(db)
     if workers == 0 and not request.app.state.settings.worker_in_process:
         reason = "no prediction worker is alive; start one with `mlops worker`"
         return JSONResponse({"status": "not_ready", "reason": reason, "workers_alive": 0}, 503)

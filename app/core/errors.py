@@ -70,7 +70,7 @@ def error_response(
     status: int, code: str, message: str, headers: Mapping[str, str] | None = None, **extra: Any
 ) -> Response:
     """Every error response, body and headers: the exception handlers' (`app/api/errors.py`) and
-    the edge middleware's (413, 415, 500) alike."""
+    the edge middleware's (413, 415, 422, 500) alike."""
     return Response(
         error_body(code, message, **extra), status, headers=headers, media_type="application/json"
     )
@@ -113,6 +113,15 @@ class InvalidCredentials(DomainError):
     status_code = 401
     default_code = "invalid_credentials"
     default_message = "Invalid username or password."
+
+
+class WrongPassword(DomainError):
+    """A signed-in user's current password, given to change it, is wrong: 403, not 401, since the
+    session is fine and a client must not take the answer as "signed out"."""
+
+    status_code = 403
+    default_code = "wrong_password"
+    default_message = "The current password is wrong."
 
 
 class Forbidden(DomainError):

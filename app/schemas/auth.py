@@ -48,8 +48,8 @@ class PasswordChangeIn(RequestBody):
         str,
         Field(
             max_length=1024,
-            description="The password you signed in with. A wrong one is 401 "
-            "`invalid_credentials` (not otherwise checked, as at login).",
+            description="The password you signed in with. A wrong one is 403 "
+            "`wrong_password` (not otherwise checked, as at login).",
         ),
     ]
     new_password: Annotated[

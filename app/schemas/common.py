@@ -133,6 +133,8 @@ ERROR_CODES: Mapping[str, tuple[int, str]] = MappingProxyType(
         "prediction_not_found": (404, "Prediction ID not found."),
         "member_not_found": (404, "Member not found."),
         "invite_code_not_found": (404, "No organization has that invite code."),
+        "cross_site_request": (403, "Requests sent by another site's pages are refused."),
+        "wrong_password": (403, "The current password is wrong."),
         "not_found": (404, "Not found."),
         "method_not_allowed": (405, "Method not allowed on this route."),
         "username_taken": (409, "That username is already taken."),

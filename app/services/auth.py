@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.core.errors import Conflict, InvalidCredentials
+from app.core.errors import Conflict, InvalidCredentials, WrongPassword
 from app.core.security import (
     hash_password,
     hash_session_token,
@@ -166,12 +166,12 @@ async def change_password(
     stored = await db.scalar(select(User.password_hash).where(User.id == user_id))
     await db.rollback()  # argon2id below runs outside any transaction, as at login
     if stored is None or not await verify_password(current_password, stored):
-        raise InvalidCredentials(message="The current password is wrong.")
+        raise WrongPassword()
     new_hash = await hash_password(new_password)
     user = await _lock_user(db, user_id)
     if user is None or user.password_hash != stored:
         # Another change won the race: the password just verified is no longer the current one.
-        raise InvalidCredentials(message="The current password is wrong.")
+        raise WrongPassword()
     user.password_hash = new_hash
     await db.execute(
         delete(UserSession).where(

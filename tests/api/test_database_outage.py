@@ -2,13 +2,19 @@
 contract's shape, on every route that needs it; routes that do not need it keep answering. (The
 restart under traffic, and the recovery, is tests/drills/test_database_restart.py.)"""
 
+import sqlite3
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from asgi_lifespan import LifespanManager
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from app.api import operations
 from app.core.security import new_session_token
+from app.db.outage import is_database_outage
 from app.main import create_app
 from tests.support.api import PASSWORD, AppFactory, ClientFactory, assert_error
 from tests.support.processes import free_port
@@ -52,3 +58,44 @@ def test_every_operation_that_needs_the_database_documents_the_503() -> None:
     predict = spec["paths"]["/api/v1/deployments/{deployment_id}/predict"]["post"]
     assert {"model_unavailable", "no_worker"} <= set(predict["responses"]["503"]["x-error-codes"])
     assert "503" not in spec["paths"]["/health"]["get"]["responses"]
+
+
+@pytest.mark.parametrize(
+    ("orig", "outage"),
+    [
+        (psycopg.OperationalError("connection refused"), True),  # no server answered
+        (psycopg.errors.AdminShutdown(), True),
+        (psycopg.errors.CannotConnectNow(), True),
+        (psycopg.errors.TooManyConnections(), True),
+        (psycopg.errors.ConnectionFailure(), True),
+        (sqlite3.OperationalError("database is locked"), True),
+        (psycopg.errors.DeadlockDetected(), False),
+        (psycopg.errors.SerializationFailure(), False),
+        (psycopg.errors.QueryCanceled(), False),
+        (psycopg.errors.LockNotAvailable(), False),
+    ],
+)
+def test_only_a_database_that_is_away_counts_as_an_outage(orig: Exception, outage: bool) -> None:
+    """A deadlock or a cancelled statement is a bug to see (a 500 with its traceback), not a 503
+    that tells the caller to retry and logs nothing."""
+    assert is_database_outage(OperationalError("SELECT 1", {}, orig)) is outage
+    assert is_database_outage(PoolTimeout("QueuePool limit reached"))
+    assert not is_database_outage(IntegrityError("INSERT", {}, psycopg.errors.UniqueViolation()))
+
+
+async def test_ready_answers_its_own_503_whichever_of_its_queries_fails(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database may go between the revision check and the heartbeat count: still the probe's
+    body, not the error body."""
+
+    async def dropped(_db: Any) -> int:
+        raise OperationalError("SELECT", {}, psycopg.OperationalError("server closed"))
+
+    monkeypatch.setattr(operations, "count_alive", dropped)
+    response = await client.get("/ready")
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "not_ready",
+        "reason": "database unavailable or not migrated (OperationalError)",
+    }

@@ -156,7 +156,7 @@ def test_routes_name_codes_that_exist() -> None:
             *PREDICT,
             {
                 401: {"not_authenticated"},
-                403: {"forbidden"},
+                403: {"forbidden", "cross_site_request"},
                 404: {"deployment_not_found"},
                 409: {"deployment_not_running", "idempotency_key_reused"},
                 413: {"payload_too_large"},
@@ -164,7 +164,7 @@ def test_routes_name_codes_that_exist() -> None:
                 422: {"validation_error"},
                 429: {"rate_limited"},
                 502: {"prediction_failed"},
-                503: {"model_unavailable", "no_worker"},
+                503: {"model_unavailable", "no_worker", "database_unavailable"},
             },
         ),
         (
@@ -172,7 +172,7 @@ def test_routes_name_codes_that_exist() -> None:
             "/api/v1/clusters/{cluster_id}/deployments",
             {
                 401: {"not_authenticated"},
-                403: {"forbidden"},
+                403: {"forbidden", "cross_site_request"},
                 404: {"cluster_not_found"},
                 413: {"payload_too_large"},
                 415: {"unsupported_media_type"},
@@ -183,6 +183,7 @@ def test_routes_name_codes_that_exist() -> None:
                     "validation_error",
                 },
                 429: {"rate_limited"},
+                503: {"database_unavailable"},
             },
         ),
         (
@@ -190,13 +191,14 @@ def test_routes_name_codes_that_exist() -> None:
             "/api/v1/clusters/{cluster_id}",
             {
                 401: {"not_authenticated"},
-                403: {"forbidden"},
+                403: {"forbidden", "cross_site_request"},
                 404: {"cluster_not_found"},
                 409: {"capacity_below_allocated", "cluster_name_taken"},
                 413: {"payload_too_large"},
                 415: {"unsupported_media_type"},
                 422: {"unknown_strategy", "validation_error"},
                 429: {"rate_limited"},
+                503: {"database_unavailable"},
             },
         ),
         (
@@ -207,6 +209,7 @@ def test_routes_name_codes_that_exist() -> None:
                 401: {"not_authenticated"},
                 404: {"prediction_not_found"},
                 429: {"rate_limited"},
+                503: {"database_unavailable"},
             },
         ),
         (
@@ -214,10 +217,12 @@ def test_routes_name_codes_that_exist() -> None:
             "/api/v1/organizations/{org_id}/members/{user_id}",
             {
                 401: {"not_authenticated"},
-                403: {"forbidden"},
+                403: {"forbidden", "cross_site_request"},
                 404: {"organization_not_found", "member_not_found"},
                 409: {"last_admin"},
+                415: {"unsupported_media_type"},
                 429: {"rate_limited"},
+                503: {"database_unavailable"},
             },
         ),
         (
@@ -225,16 +230,23 @@ def test_routes_name_codes_that_exist() -> None:
             "/api/v1/auth/login",
             {
                 401: {"invalid_credentials"},
+                403: {"cross_site_request"},
                 413: {"payload_too_large"},
                 415: {"unsupported_media_type"},
                 422: {"validation_error"},
                 429: {"rate_limited"},
+                503: {"database_unavailable"},
             },
         ),
         (
             "GET",
             "/api/v1/clusters/{cluster_id}",
-            {401: {"not_authenticated"}, 404: {"cluster_not_found"}, 429: {"rate_limited"}},
+            {
+                401: {"not_authenticated"},
+                404: {"cluster_not_found"},
+                429: {"rate_limited"},
+                503: {"database_unavailable"},
+            },
         ),
         ("GET", "/health", {}),
     ],

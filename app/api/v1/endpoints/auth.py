@@ -1,8 +1,14 @@
 from fastapi import APIRouter, Response, status
 
-from app.api.deps import CookieSignerDep, CurrentUser, DbSession, SessionToken, SettingsDep
+from app.api.deps import (
+    CookieSignerDep,
+    CurrentSessionToken,
+    CurrentUser,
+    DbSession,
+    SessionToken,
+    SettingsDep,
+)
 from app.core.config import Settings
-from app.core.errors import NotAuthenticated
 from app.core.rate_limit import rate_limit_scope
 from app.schemas.auth import (
     LoginIn,
@@ -108,19 +114,17 @@ async def logout_everywhere(user: CurrentUser, db: DbSession, settings: Settings
     "/password",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Change your password; signs out your other sessions",
-    description="Needs the current password (a wrong one is 401 `invalid_credentials`, and counts "
-    "against the same per-address limit as sign-ins). Every other session of the account is "
-    "revoked; the one that made the change stays signed in.",
+    description="Needs the current password: a wrong one is 403 `wrong_password` (not 401: this "
+    "session is still signed in) and counts against the same per-address limit as sign-ins. "
+    "Every other session of the account is revoked; the one that made the change stays signed in.",
     responses=error_responses(
-        "not_authenticated", "invalid_credentials", "validation_error", "rate_limited"
+        "not_authenticated", "wrong_password", "validation_error", "rate_limited"
     ),
 )
 @rate_limit_scope("login")
 async def change_password(
-    body: PasswordChangeIn, user: CurrentUser, token: SessionToken, db: DbSession
+    body: PasswordChangeIn, user: CurrentUser, token: CurrentSessionToken, db: DbSession
 ) -> Response:
-    if token is None:  # unreachable: a signed-in user came with a verified token
-        raise NotAuthenticated()
     await auth_service.change_password(db, user.id, token, body.current_password, body.new_password)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
