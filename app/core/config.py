@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     # How long a worker owns a claimed prediction before another may take it over; renewed
     # while the model runs, so only a dead worker lets it lapse.
     prediction_lease_seconds: float = Field(default=30.0, gt=0)
+    # Finished predictions (completed or failed) older than this are deleted by the workers, in
+    # batches; 0 keeps them forever. Queued and running ones are never deleted.
+    prediction_retention_days: float = Field(default=30.0, ge=0)
     # A synchronous predict waits at most this long, then answers 202 with the prediction id.
     sync_predict_timeout: float = Field(default=300.0, gt=0)
 

@@ -77,4 +77,11 @@ class Prediction(UUIDPrimaryKey, CreatedAt, Base):
             sqlite_where=text("status IN ('queued', 'running')"),
         ),
         Index("ix_predictions_listing", "deployment_id", "created_at", "id"),
+        # The retention job's walk, oldest finished first.
+        Index(
+            "ix_predictions_finished",
+            "completed_at",
+            postgresql_where=text("status IN ('completed', 'failed')"),
+            sqlite_where=text("status IN ('completed', 'failed')"),
+        ),
     )

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -236,6 +236,31 @@ async def release_own(sessions: Sessions, worker_id: str) -> None:
             .execution_options(synchronize_session=False)
         )
         await db.commit()
+
+
+PRUNE_BATCH = 1000
+
+
+async def prune_finished(sessions: Sessions, before: datetime, batch: int = PRUNE_BATCH) -> int:
+    """Delete up to `batch` predictions that finished (completed or failed) before `before`, the
+    oldest first, and say how many: one short transaction, so that intake and claims wait for a
+    batch at most. Rows another worker is deleting at the same moment are skipped, not waited for.
+    Queued and running predictions are never touched, however old."""
+    oldest_finished = (
+        select(Prediction.id)
+        .where(Prediction.status.in_((COMPLETED, FAILED)), Prediction.completed_at < before)
+        .order_by(Prediction.completed_at)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    async with sessions() as db:
+        deleted = await db.execute(
+            delete(Prediction)
+            .where(Prediction.id.in_(oldest_finished.scalar_subquery()))
+            .execution_options(synchronize_session=False)
+        )
+        await db.commit()
+    return int(getattr(deleted, "rowcount", 0) or 0)
 
 
 async def running_deployments(

@@ -8,12 +8,14 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.core.config import Settings
 from app.core.metrics import PREDICTION_DURATION, PREDICTIONS
+from app.db.base import utcnow
 from app.db.notifier import Notifier
 from app.db.outage import is_database_outage
 from app.runtimes.base import RuntimeFailure
@@ -29,6 +31,7 @@ CLAIM_BATCH = 500
 MAX_IN_FLIGHT = 5000  # mock predictions are waits: thousands share one event loop
 POLL_SECONDS = 0.5
 RELEASE_SECONDS = 2.0
+PRUNE_SECONDS = 600.0  # the retention job: at start, then every ten minutes
 FINISH_BATCH = 200
 
 Outcome = tuple[uuid.UUID, str, dict[str, Any] | None, str | None]  # id, model, output, error
@@ -72,6 +75,12 @@ class Worker:
             asyncio.create_task(self._every(lease / 2, self._recover), name="worker-recovery"),
             asyncio.create_task(self._every(RELEASE_SECONDS, self._release), name="worker-release"),
         ]
+        if self.settings.prediction_retention_days > 0:
+            self._tasks.append(
+                asyncio.create_task(
+                    self._every(PRUNE_SECONDS, self.prune, at_once=True), name="worker-retention"
+                )
+            )
 
     async def stop(self) -> None:
         """Stop claiming, hand unfinished rows back (their retry is not spent), unload models."""
@@ -160,6 +169,18 @@ class Worker:
         if await prediction_states.recover_expired(self.sessions):
             self.notifier.wake()
 
+    async def prune(self, batch: int = prediction_states.PRUNE_BATCH) -> int:
+        """Delete the finished predictions older than PREDICTION_RETENTION_DAYS, `batch` at a
+        time, until none is left; how many."""
+        before = utcnow() - timedelta(days=self.settings.prediction_retention_days)
+        pruned = 0
+        while True:
+            deleted = await prediction_states.prune_finished(self.sessions, before, batch)
+            pruned += deleted
+            if deleted < batch:
+                return pruned
+            await asyncio.sleep(0)  # between batches, the claim loop gets its turn
+
     async def _release(self) -> None:
         ids = self.pool.deployment_ids()
         if ids:
@@ -168,7 +189,7 @@ class Worker:
 
     @staticmethod
     async def _every(
-        seconds: float, job: Callable[[], Awaitable[None]], at_once: bool = False
+        seconds: float, job: Callable[[], Awaitable[object]], at_once: bool = False
     ) -> None:
         if not at_once:
             await asyncio.sleep(seconds)
