@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Iterable, Iterator
 
 import psycopg
 from sqlalchemy import text
@@ -58,7 +59,7 @@ class Notifier:
     def __init__(self, database_url: str) -> None:
         self._dsn = listen_dsn(database_url)
         self._queued = asyncio.Event()
-        self._waiters: dict[uuid.UUID, list[asyncio.Future[None]]] = {}
+        self._watchers: dict[uuid.UUID, list[asyncio.Event]] = {}
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -97,9 +98,15 @@ class Notifier:
             self._queued.set()
             return
         with contextlib.suppress(ValueError):
-            for future in self._waiters.pop(uuid.UUID(payload), []):
-                if not future.done():
-                    future.set_result(None)
+            self.finished_here([uuid.UUID(payload)])
+
+    def finished_here(self, prediction_ids: Iterable[uuid.UUID]) -> None:
+        """Wake whoever in this process watches these predictions: the in-process worker says so
+        once its outcomes are committed, without waiting for its NOTIFY to come back (the NOTIFY
+        still tells the other processes; on SQLite this is the only wake-up there is)."""
+        for prediction_id in prediction_ids:
+            for event in self._watchers.get(prediction_id, ()):
+                event.set()
 
     async def wait_queued(self, within: float) -> None:
         """Until a prediction is queued somewhere, or `within` seconds pass."""
@@ -111,16 +118,17 @@ class Notifier:
         """Local wake-up: the in-process worker need not wait for the round trip."""
         self._queued.set()
 
-    async def wait_done(self, prediction_id: uuid.UUID, within: float) -> None:
-        """Until `prediction_id` is reported done, or `within` seconds pass."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(prediction_id, []).append(future)
+    @contextlib.contextmanager
+    def watching(self, prediction_id: uuid.UUID) -> Iterator[asyncio.Event]:
+        """An event set when `prediction_id` is reported done, for the `with` block. Watch before
+        reading the row: a report that arrives between the read and the wait is then kept, not
+        lost to the poll."""
+        event = asyncio.Event()
+        self._watchers.setdefault(prediction_id, []).append(event)
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(future, within)
+            yield event
         finally:
-            waiting = self._waiters.get(prediction_id)
-            if waiting is not None and future in waiting:
-                waiting.remove(future)
-                if not waiting:
-                    del self._waiters[prediction_id]
+            watchers = self._watchers[prediction_id]
+            watchers.remove(event)
+            if not watchers:
+                del self._watchers[prediction_id]

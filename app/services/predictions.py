@@ -2,6 +2,7 @@
 once (async) or wait for a worker to finish it (sync). The API never runs a model."""
 
 import asyncio
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,6 +23,8 @@ from app.services.worker_heartbeats import Liveness
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 POLL_SECONDS = 0.25
+# Where NOTIFY wakes waiters, the poll only covers a lost notification.
+NOTIFIED_POLL_SECONDS = 1.0
 
 
 class ModelUnavailable(DomainError):
@@ -136,18 +139,23 @@ async def wait_until_done(
     within: float,
 ) -> Prediction | None:
     """The finished prediction, or None if it is still not done after `within` seconds. Woken by
-    NOTIFY where there is one; the short poll makes a lost notification cost only latency."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        async with sessions() as db:
-            found = await db.get(Prediction, prediction_id)
-        if found is not None and found.status.is_done:
-            return found
-        remaining = deadline - asyncio.get_running_loop().time()
-        if remaining <= 0:
-            return None
-        pause = min(remaining, 1.0 if notifier.enabled else POLL_SECONDS)
-        await notifier.wait_done(prediction_id, pause)
+    the in-process worker or by NOTIFY; the short poll makes a lost notification cost only
+    latency."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    with notifier.watching(prediction_id) as reported:
+        while True:
+            reported.clear()  # before the read: a report from now on wakes the wait below
+            async with sessions() as db:
+                found = await db.get(Prediction, prediction_id)
+            if found is not None and found.status.is_done:
+                return found
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            pause = min(remaining, NOTIFIED_POLL_SECONDS if notifier.enabled else POLL_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(reported.wait(), pause)
 
 
 def done(access: Scoped[Prediction]) -> Prediction:

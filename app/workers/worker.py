@@ -156,6 +156,7 @@ class Worker:
                 _log_failure("recording outcomes failed; retrying", exc)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 30)
+        self.notifier.finished_here(outcome[0] for outcome in outcomes)
         for prediction_id, model, _, error in outcomes:
             if prediction_id in recorded:  # not those failed meanwhile (deployment ended)
                 PREDICTIONS.labels(model, "completed" if error is None else "failed").inc()

@@ -1,7 +1,8 @@
 """Predictions over HTTP with the in-process worker: sync, async, polling, idempotency, errors."""
 
 import asyncio
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import httpx
@@ -10,6 +11,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from app.runtimes.mock import MockRuntime
+from app.services import predictions as predictions_service
 from tests.support.api import AppFactory, ClientFactory, Org, User, World, assert_error
 
 pytestmark = pytest.mark.both_backends
@@ -264,3 +266,36 @@ async def test_nul_in_prediction_input_is_422(live_world: World) -> None:
     _, dev, deployment = await running_deployment(live_world)
     response = await dev.client.post(predict_url(deployment), json={"input": "a\x00b"})
     assert assert_error(response, 422, "validation_error")["fields"][0]["field"] == "input"
+
+
+async def test_the_in_process_worker_wakes_a_synchronous_caller_itself(
+    app: FastAPI,
+    app_factory: AppFactory,
+    client_factory: ClientFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not NOTIFY's round trip through the database (SQLite has none), nor the poll behind it:
+    the worker in this process tells the waiting caller once the outcome is committed."""
+    monkeypatch.setattr(predictions_service, "POLL_SECONDS", 60)
+    monkeypatch.setattr(predictions_service, "NOTIFIED_POLL_SECONDS", 60)
+    live = app_factory(worker_in_process=True, mock_delay_min=0.2, mock_delay_max=0.2)
+    woken: list[str] = []
+    async with LifespanManager(live):
+        notifier = live.state.notifier
+        await notifier.stop()  # no NOTIFY reaches this process any more
+        told = notifier.finished_here
+
+        def telling(ids: Iterable[uuid.UUID]) -> None:
+            ids = list(ids)
+            woken.extend(str(i) for i in ids if i in notifier._watchers)
+            told(ids)
+
+        monkeypatch.setattr(notifier, "finished_here", telling)
+        world = World(lambda: client_factory(live))
+        _, dev, deployment = await running_deployment(world)
+        answered = [
+            await dev.client.post(predict_url(deployment), json={"input": f"x{i}"})
+            for i in range(3)
+        ]
+    assert [r.status_code for r in answered] == [200, 200, 200]
+    assert woken == [r.json()["prediction_id"] for r in answered]  # each was watching, and told

@@ -156,6 +156,10 @@ async def predict(
     prediction = submitted.prediction
     if prediction.status.is_done:
         return finished(prediction, submitted.replayed)
+    if not submitted.replayed:
+        # This process's own worker, if it runs one, claims at once rather than when the
+        # NOTIFY comes back from the database (the NOTIFY wakes the other workers).
+        request.app.state.notifier.wake()
     if asynchronous or submitted.replayed:
         return accepted(prediction, submitted.workers)
     done = await prediction_service.wait_until_done(
