@@ -88,11 +88,8 @@ def _cookie_cleared(settings: Settings) -> Response:
     summary="Revoke the session and clear the cookie",
     responses=error_responses("not_authenticated", "rate_limited"),
 )
-async def logout(
-    _user: CurrentUser, token: SessionToken, db: DbSession, settings: SettingsDep
-) -> Response:
-    if token is not None:
-        await auth_service.logout(db, token)
+async def logout(token: CurrentSessionToken, db: DbSession, settings: SettingsDep) -> Response:
+    await auth_service.logout(db, token)
     return _cookie_cleared(settings)
 
 
