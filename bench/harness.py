@@ -83,9 +83,10 @@ def _drop(name: str) -> None:
 
 
 @contextlib.contextmanager
-def databases(*names: str) -> Iterator[list[str]]:
-    """Fresh databases migrated to the latest schema (an aborted run's leftovers dropped first),
-    dropped again on exit even if they are still in use: their URLs."""
+def databases(*names: str, migrate: bool = True) -> Iterator[list[str]]:
+    """Fresh databases migrated to the latest schema (left empty with `migrate=False`, for a
+    server that migrates them itself; an aborted run's leftovers dropped first), dropped again on
+    exit even if they are still in use: their URLs."""
     from psycopg import sql as composed
 
     from app.db.migrations import upgrade_to_head  # alembic and the models: only when running
@@ -95,7 +96,8 @@ def databases(*names: str) -> Iterator[list[str]]:
             _drop(name)
             with connect() as conn:
                 conn.execute(composed.SQL("CREATE DATABASE {}").format(composed.Identifier(name)))
-            upgrade_to_head(database_url(name))
+            if migrate:
+                upgrade_to_head(database_url(name))
         yield [database_url(name) for name in names]
     finally:
         for name in names:
@@ -153,9 +155,12 @@ class Servers:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def spawn(self, command: list[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-        """Starts `command` in the project root with environment(env); does not wait."""
-        proc = subprocess.Popen(command, cwd=ROOT, env=environment(env))
+    def spawn(
+        self, command: list[str], env: Mapping[str, str], cwd: Path = ROOT
+    ) -> subprocess.Popen[bytes]:
+        """Starts `command` in `cwd` (the project root, or another checkout of it) with
+        environment(env); does not wait."""
+        proc = subprocess.Popen(command, cwd=cwd, env=environment(env))
         self.procs.append(proc)
         return proc
 
@@ -166,11 +171,12 @@ class Servers:
         *,
         ready: str | None = "/ready",
         timeout: float = 120.0,
+        cwd: Path = ROOT,
     ) -> int:
         """Starts the server `command(port)` on a free port; returns the port once `GET ready`
         answers 200, or, where `ready` is None, once the port accepts connections."""
         port = free_port()
-        proc = self.spawn(command(port), env)
+        proc = self.spawn(command(port), env, cwd)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:

@@ -1,0 +1,1 @@
+"""Issue 11's hot paths against the bare endpoint: `python -m bench.hot_paths --help`."""
