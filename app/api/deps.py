@@ -160,15 +160,18 @@ def _access(
     resource: str,
     action: Action,
     check: Callable[[Scoped[T]], Scoped[T]] | None = None,
+    *,
+    share: bool = False,
 ) -> Access[T]:
     """Load the row named by the path's `<resource>_id` (`org_id` for organizations) through the
-    tenancy helper, then apply `check`, by default the role `action` needs."""
+    tenancy helper (FOR SHARE with `share`), then apply `check`, by default the role `action`
+    needs."""
     parameter = "org_id" if resource == "organization" else f"{resource}_id"
 
     async def dependency(
         raw_id: Annotated[str, Path(alias=parameter)], user: CurrentUser, db: DbSession
     ) -> Scoped[T]:
-        access = await load_scoped(db, model, raw_id, user.id, resource)
+        access = await load_scoped(db, model, raw_id, user.id, resource, share=share)
         return check(access) if check else permissions.require(access, action)
 
     return _enforcing(action, dependency)
@@ -227,8 +230,11 @@ DeploymentForReading = Annotated[
     Scoped[Deployment], Depends(deployment_access(Action.read_deployments))
 ]
 DeploymentForEvents = Annotated[Scoped[Deployment], Depends(deployment_access(Action.read_events))]
+# FOR SHARE: a complete or cancel (which updates the deployment) waits for the prediction's insert
+# to commit, then fails it with the others; or it went first and the status read says so.
 DeploymentForPrediction = Annotated[
-    Scoped[Deployment], Depends(deployment_access(Action.run_prediction))
+    Scoped[Deployment],
+    Depends(_access(Deployment, "deployment", Action.run_prediction, share=True)),
 ]
 DeploymentForPredictionList = Annotated[
     Scoped[Deployment], Depends(deployment_access(Action.read_predictions))

@@ -3,7 +3,8 @@ when theirs are done. One listening connection per process. Everything that wait
 polls, so a lost notification (or SQLite, which has none) only costs latency, never correctness.
 
 Database plumbing, below the services and the workers that use it: the statements that notify
-(`notify_queued`, `notify_done`) and the listener (`Notifier`) live together here."""
+(`notifies`, `notify_done`; the intake's wake-up rides on its insert, in
+`app.services.prediction_states`) and the listener (`Notifier`) live together here."""
 
 import asyncio
 import contextlib
@@ -14,7 +15,7 @@ from collections.abc import Iterable, Iterator
 import psycopg
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
 from app.core.metrics import NOTIFICATIONS
@@ -27,23 +28,18 @@ DONE_CHANNEL = "prediction_done"
 _NOTIFY_DONE = text(
     f"SELECT pg_notify('{DONE_CHANNEL}', x) FROM unnest(CAST(:ids AS text[])) AS x"  # noqa: S608
 )
-_NOTIFY_QUEUED = text(f"NOTIFY {QUEUED_CHANNEL}")
 
 
-def _notifies(session: Session | AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-async def notify_queued(db: AsyncSession) -> None:
-    """Wake the workers when this transaction commits (PostgreSQL only; others poll)."""
-    if _notifies(db):
-        await db.execute(_NOTIFY_QUEUED)
+def notifies(bound: Session | AsyncSession | AsyncConnection) -> bool:
+    """Whether the database behind `bound` delivers notifications (PostgreSQL; others poll)."""
+    engine = bound.engine if isinstance(bound, AsyncConnection) else bound.get_bind()
+    return engine.dialect.name == "postgresql"
 
 
 def notify_done(session: Session, ids: list[uuid.UUID]) -> None:
     """Wake whoever waits on these predictions when this transaction commits. Synchronous, for
     the transactions run through `run_sync`; `await db.run_sync(notify_done, ids)` otherwise."""
-    if ids and _notifies(session):
+    if ids and notifies(session):
         session.execute(_NOTIFY_DONE, {"ids": [str(i) for i in ids]})
 
 

@@ -64,21 +64,16 @@ async def submit(
     liveness: Liveness,
     synchronous: bool,
 ) -> Submitted:
+    """`access` holds the deployment FOR SHARE (`DeploymentForPrediction`): its status is the
+    latest committed, and no complete or cancel can slip in before the insert commits."""
     # Plain values, not the ORM row: a rollback below expires every loaded object.
-    deployment_id, org_id, model = access.row.id, access.row.organization_id, access.row.model
+    deployment = access.row
+    deployment_id, org_id, model = deployment.id, deployment.organization_id, deployment.model
+    status, ready, reason = deployment.status, deployment.serving_ready, deployment.serving_reason
     if idempotency_key is not None:
         existing = await _replay(db, user_id, deployment_id, idempotency_key, text_input)
         if existing is not None:
             return Submitted(existing, replayed=True)
-    # FOR SHARE: a complete or cancel (which updates this row) waits for this insert to commit,
-    # then fails the new prediction with the others; or it went first and we see it has ended.
-    status, ready, reason = (
-        await db.execute(
-            select(Deployment.status, Deployment.serving_ready, Deployment.serving_reason)
-            .where(Deployment.id == deployment_id)
-            .with_for_update(read=True)
-        )
-    ).one()
     if status != DeploymentStatus.running:
         raise Conflict(
             "deployment_not_running", f"The deployment is {status}; predictions need it running."
@@ -91,10 +86,10 @@ async def submit(
             message=f"No prediction worker that runs {model!r} is alive; start one with "
             "`mlops worker`, or send `Async-Mode: true` to queue the prediction until one starts."
         )
-    prediction = await prediction_states.enqueue(
-        db, (deployment_id, org_id, model), user_id, text_input, idempotency_key
-    )
     try:
+        prediction = await prediction_states.enqueue(
+            db, (deployment_id, org_id, model), user_id, text_input, idempotency_key
+        )
         await db.commit()
     except IntegrityError:
         # A concurrent request with the same key won the unique constraint: replay it.

@@ -39,12 +39,12 @@ def parse_id(value: str | uuid.UUID) -> uuid.UUID | None:
         return None
 
 
-# The statement of `load_scoped` per (model, for_update), built once: ids are bound per call.
+# The statement of `load_scoped` per (model, share), built once: ids are bound per call.
 _LOAD_STATEMENTS: dict[tuple[type[Any], bool], Select[*tuple[Any, ...]]] = {}
 
 
-def _load_statement(model: type[Any], for_update: bool) -> Select[*tuple[Any, ...]]:
-    key = (model, for_update)
+def _load_statement(model: type[Any], share: bool) -> Select[*tuple[Any, ...]]:
+    key = (model, share)
     stmt = _LOAD_STATEMENTS.get(key)
     if stmt is None:
         org_column = Organization.id if model is Organization else model.organization_id
@@ -56,8 +56,8 @@ def _load_statement(model: type[Any], for_update: bool) -> Select[*tuple[Any, ..
             .join(Membership, member)
             .where(model.id == bindparam("row_id"))
         )
-        if for_update:
-            stmt = stmt.with_for_update(of=model)
+        if share:
+            stmt = stmt.with_for_update(read=True, of=model)
         _LOAD_STATEMENTS[key] = stmt
     return stmt
 
@@ -69,13 +69,15 @@ async def load_scoped(
     user_id: uuid.UUID,
     resource: str,
     *,
-    for_update: bool = False,
+    share: bool = False,
 ) -> Scoped[T]:
-    """Load one org-owned row by id through the tenancy filter, or raise `<resource>_not_found`."""
+    """Load one org-owned row by id through the tenancy filter, or raise `<resource>_not_found`.
+    With `share`, the row is read FOR SHARE (the latest committed version, waiting for a writer)
+    and held so until the transaction ends, by the same statement: no round trip of its own."""
     row_id = parse_id(raw_id)
     if row_id is None:
         raise not_found(resource)
-    stmt = _load_statement(model, for_update)
+    stmt = _load_statement(model, share)
     found = (await db.execute(stmt, {"user_id": user_id, "row_id": row_id})).one_or_none()
     if found is None:
         raise not_found(resource)
