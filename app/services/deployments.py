@@ -6,33 +6,26 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Select, bindparam, insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
 
-from app.core.errors import Unprocessable, not_found
+from app.core.errors import Unprocessable
 from app.db.base import utcnow
 from app.models.cluster import Cluster
 from app.models.deployment import (
     Deployment,
     DeploymentDependency,
-    DeploymentEvent,
     DeploymentStatus,
     PreemptionPolicy,
 )
 from app.runtimes.catalog import is_known_model
 from app.scheduling import Resources
 from app.services import placement
+from app.services.deployment_arrival import arrive
 from app.services.deployment_failures import fail
 from app.services.deployment_views import DeploymentView, queue_position_of
-from app.services.locks import (
-    COUNT_NEW,
-    lock_cluster_for_new_deployment,
-    lock_organization,
-    refresh_locked,
-)
+from app.services.locks import lock_organization
 from app.services.tenancy import Scoped, parse_id
 
 PENDING = DeploymentStatus.pending
@@ -73,12 +66,13 @@ async def create(
     statuses: list[DeploymentStatus] = []
     if dependency_ids:
         # The lock order's first lock: no dependency can end (and miss this dependent in its
-        # cascade) until this transaction commits. The cluster's follows in `_insert_counted`.
+        # cascade) until this transaction commits. The cluster's follows in `arrive`.
         await lock_organization(db, access.row.organization_id)
         statuses = await _dependency_statuses(db, access.row.organization_id, dependency_ids)
     unmet = sum(status != DeploymentStatus.completed for status in statuses)
     deployment = _new_deployment(access.row, user_id, new, unmet, arrived)
-    cluster = await _insert_counted(db, access.row, deployment)
+    cluster = access.row
+    started = await arrive(db, cluster, deployment, may_start=unmet == 0, now=utcnow())
     _check_capacity(new, cluster)  # raising rolls the insert back
     db.add_all(
         DeploymentDependency(deployment_id=deployment.id, depends_on_id=dep, position=i)
@@ -89,7 +83,7 @@ async def create(
         await db.flush()
         await db.run_sync(fail, [deployment.id], "dependency_failed", now)
         await db.refresh(deployment)
-    elif unmet == 0:
+    elif unmet == 0 and not started:
         await db.run_sync(placement.place_newcomer, cluster, deployment, now)
     await db.commit()
     return await _view_of_new(db, deployment, dependency_ids)
@@ -142,71 +136,6 @@ def _new_deployment(
         serving_since=None,
         created_at=now,
     )
-
-
-_DEPLOYMENT_COLUMNS = list(Deployment.__table__.columns)
-_CREATED_EVENT = {"event_type": "created", "event_detail": {}}
-
-
-def _insert_counted_statement() -> Select[*tuple[Any, ...]]:
-    """PostgreSQL: lock and count (`locks.COUNT_NEW`), insert the deployment and its `created`
-    event, in one statement. The inserts read the UPDATE's row, so they run after it has the
-    lock, and insert nothing if the cluster is gone."""
-    locked = COUNT_NEW.cte("locked")
-    deployment = (
-        insert(Deployment)
-        .from_select(
-            [c.key for c in _DEPLOYMENT_COLUMNS],
-            select(
-                *(bindparam(f"new_{c.key}", type_=c.type) for c in _DEPLOYMENT_COLUMNS)
-            ).select_from(locked),
-        )
-        .returning(Deployment.id, Deployment.created_at)
-        .cte("inserted")
-    )
-    event = DeploymentEvent.__table__.c
-    created = (
-        insert(DeploymentEvent)
-        .from_select(
-            ["deployment_id", "at", "type", "detail"],
-            select(
-                deployment.c.id,
-                deployment.c.created_at,
-                bindparam("event_type", type_=event.type.type),
-                bindparam("event_detail", type_=event.detail.type),
-            ),
-        )
-        .cte("created")
-    )
-    return select(*locked.c).add_cte(deployment, created)
-
-
-_INSERT_COUNTED = _insert_counted_statement()
-
-
-async def _insert_counted(db: AsyncSession, cluster: Cluster, deployment: Deployment) -> Cluster:
-    """Lock `cluster` counting `deployment` as pending, insert it and its `created` event: one
-    statement on PostgreSQL, three on SQLite (same order). `cluster` is refreshed in place as by
-    `lock_cluster_for_new_deployment`; `deployment` joins the session as persistent and clean, so
-    only what placement changes is flushed."""
-    conn = await db.connection()
-    values = {c.key: getattr(deployment, c.key) for c in _DEPLOYMENT_COLUMNS}
-    if conn.dialect.name == "postgresql":
-        # Prefixed: a parameter named like a column of clusters would join the UPDATE's SET.
-        params = {f"new_{key}": value for key, value in values.items()}
-        params |= {"cluster_id": cluster.id} | _CREATED_EVENT
-        row = (await conn.execute(_INSERT_COUNTED, params)).one_or_none()
-        if row is None:
-            raise not_found("cluster")
-        refresh_locked(cluster, row)
-    else:
-        await lock_cluster_for_new_deployment(db, cluster)
-        await conn.execute(insert(Deployment), [values])
-        created = {"deployment_id": deployment.id, "at": deployment.created_at, "type": "created"}
-        await conn.execute(insert(DeploymentEvent), [created | {"detail": {}}])
-    make_transient_to_detached(deployment)
-    db.add(deployment)
-    return cluster
 
 
 async def _view_of_new(
