@@ -72,7 +72,7 @@ async def create(
     unmet = sum(status != DeploymentStatus.completed for status in statuses)
     deployment = _new_deployment(access.row, user_id, new, unmet, arrived)
     cluster = access.row
-    started = await arrive(db, cluster, deployment, may_start=unmet == 0, now=utcnow())
+    started = await arrive(db, cluster, deployment, may_start=unmet == 0)
     _check_capacity(new, cluster)  # raising rolls the insert back
     db.add_all(
         DeploymentDependency(deployment_id=deployment.id, depends_on_id=dep, position=i)
