@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 
 import psycopg
 from sqlalchemy import text
@@ -51,11 +52,20 @@ def listen_dsn(database_url: str) -> str | None:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+@dataclass(eq=False, slots=True)
+class Watch:
+    """One waiter's slot: `event` is set when the prediction is reported done; `outcome` is then
+    its finished row if the reporter had it (the in-process worker), else None."""
+
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    outcome: object | None = None
+
+
 class Notifier:
     def __init__(self, database_url: str) -> None:
         self._dsn = listen_dsn(database_url)
         self._queued = asyncio.Event()
-        self._watchers: dict[uuid.UUID, list[asyncio.Event]] = {}
+        self._watchers: dict[uuid.UUID, list[Watch]] = {}
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -94,15 +104,18 @@ class Notifier:
             self._queued.set()
             return
         with contextlib.suppress(ValueError):
-            self.finished_here([uuid.UUID(payload)])
+            self.finished_here({uuid.UUID(payload): None})
 
-    def finished_here(self, prediction_ids: Iterable[uuid.UUID]) -> None:
-        """Wake whoever in this process watches these predictions: the in-process worker says so
-        once its outcomes are committed, without waiting for its NOTIFY to come back (the NOTIFY
-        still tells the other processes; on SQLite this is the only wake-up there is)."""
-        for prediction_id in prediction_ids:
-            for event in self._watchers.get(prediction_id, ()):
-                event.set()
+    def finished_here(self, outcomes: Mapping[uuid.UUID, object | None]) -> None:
+        """Wake whoever in this process watches these predictions, handing each its finished row
+        where there is one (None: read it). The in-process worker says so once its outcomes are
+        committed, without waiting for its NOTIFY to come back, and hands the rows it wrote, so
+        the waiting request need not read them again (the NOTIFY still tells the other
+        processes; on SQLite this is the only wake-up there is)."""
+        for prediction_id, outcome in outcomes.items():
+            for watch in self._watchers.get(prediction_id, ()):
+                watch.outcome = outcome
+                watch.event.set()
 
     async def wait_queued(self, within: float) -> None:
         """Until a prediction is queued somewhere, or `within` seconds pass."""
@@ -115,16 +128,16 @@ class Notifier:
         self._queued.set()
 
     @contextlib.contextmanager
-    def watching(self, prediction_id: uuid.UUID) -> Iterator[asyncio.Event]:
-        """An event set when `prediction_id` is reported done, for the `with` block. Watch before
+    def watching(self, prediction_id: uuid.UUID) -> Iterator[Watch]:
+        """A watch reported to when `prediction_id` is done, for the `with` block. Watch before
         reading the row: a report that arrives between the read and the wait is then kept, not
         lost to the poll."""
-        event = asyncio.Event()
-        self._watchers.setdefault(prediction_id, []).append(event)
+        watch = Watch()
+        self._watchers.setdefault(prediction_id, []).append(watch)
         try:
-            yield event
+            yield watch
         finally:
             watchers = self._watchers[prediction_id]
-            watchers.remove(event)
+            watchers.remove(watch)
             if not watchers:
                 del self._watchers[prediction_id]

@@ -3,6 +3,9 @@ guarded UPDATE (its WHERE names the states it may leave), with the NOTIFY that a
 row is claimed by one worker at a time and finished at most once, whatever crashes.
 
     (new)    -> queued      enqueue: the API stores it, durable before any answer
+    (new)    -> running     enqueue, claimed: a synchronous prediction that the API process's own
+                            worker runs, inserted under that worker's lease (one transaction
+                            fewer than queued and then claimed; the same row a claim would make)
     queued   -> running     claim: a worker takes it, under a lease it renews while the model runs
     running  -> completed   finish: the worker that holds it records the output
     running  -> failed      finish (the model failed), or recover: its lease lapsed a second time
@@ -59,12 +62,20 @@ def _enqueue_statements() -> tuple[Insert, Select[tuple[str]]]:
     return inserted, notified
 
 
-# What a new prediction sets; the rest (output, error, lease, times) start NULL.
+# What a new prediction sets; the rest (output, error, completion) start NULL.
 _ENQUEUED_COLUMNS = (
     "id", "organization_id", "deployment_id", "created_by", "model", "input", "status",
-    "idempotency_key", "attempts", "created_at",
+    "idempotency_key", "attempts", "worker_id", "started_at", "lease_expires_at", "created_at",
 )  # fmt: skip
 _INSERT, _INSERT_NOTIFIED = _enqueue_statements()
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """The worker that a new prediction is inserted claimed by, and for how long."""
+
+    worker_id: str
+    lease_seconds: float
 
 
 async def enqueue(
@@ -73,11 +84,14 @@ async def enqueue(
     created_by: uuid.UUID,
     text_input: str,
     idempotency_key: str | None,
+    owner: Owner | None = None,
 ) -> Prediction:
-    """A new prediction of `deployment` (id, organization id, model), queued; the workers are
-    woken when the caller's transaction commits. Inserted by a Core statement, not the unit of
-    work (the intake's hot path): the row answered is a plain object, not in the session."""
+    """A new prediction of `deployment` (id, organization id, model): queued, the workers woken
+    when the caller's transaction commits; or, with `owner`, running under that worker's lease
+    (its first attempt), nobody woken. Inserted by a Core statement, not the unit of work (the
+    intake's hot path): the row answered is a plain object, not in the session."""
     deployment_id, organization_id, model = deployment
+    now = utcnow()
     prediction = Prediction(
         id=uuid.uuid4(),
         organization_id=organization_id,
@@ -88,11 +102,19 @@ async def enqueue(
         status=QUEUED,
         idempotency_key=idempotency_key,
         attempts=0,
-        created_at=utcnow(),
+        worker_id=None,
+        started_at=None,
+        lease_expires_at=None,
+        created_at=now,
     )
+    if owner is not None:
+        prediction.status, prediction.attempts, prediction.worker_id = RUNNING, 1, owner.worker_id
+        prediction.started_at = now
+        prediction.lease_expires_at = now + timedelta(seconds=owner.lease_seconds)
     values = {name: getattr(prediction, name) for name in _ENQUEUED_COLUMNS}
     conn = await db.connection()
-    await conn.execute(_INSERT_NOTIFIED if notifies(conn) else _INSERT, values)
+    wake = owner is None and notifies(conn)
+    await conn.execute(_INSERT_NOTIFIED if wake else _INSERT, values)
     return prediction
 
 
@@ -169,11 +191,12 @@ async def finish(
     sessions: Sessions,
     worker_id: str,
     outcomes: list[tuple[uuid.UUID, str, dict[str, Any] | None, str | None]],
-) -> list[uuid.UUID]:
-    """Record (id, output, error) outcomes; returns the ids this worker still owned. A row that
-    was failed meanwhile (its deployment ended) or taken over after a lost lease is left alone."""
+) -> list[Prediction]:
+    """Record (id, output, error) outcomes; returns the rows written, those this worker still
+    owned. A row that was failed meanwhile (its deployment ended) or taken over after a lost
+    lease is left alone."""
     now = utcnow()
-    recorded: list[uuid.UUID] = []
+    recorded: list[Prediction] = []
     async with sessions() as db:
         # In id order, like every other multi-row writer, so two transactions never wait in a cycle.
         for prediction_id, _model, output, error in sorted(outcomes, key=lambda o: str(o[0])):
@@ -191,12 +214,13 @@ async def finish(
                     completed_at=now,
                     lease_expires_at=None,
                 )
-                .returning(Prediction.id)
+                .returning(Prediction)
                 .execution_options(synchronize_session=False)
             )
-            if result.first() is not None:
-                recorded.append(prediction_id)
-        await db.run_sync(notify_done, recorded)
+            row = result.scalar_one_or_none()
+            if row is not None:
+                recorded.append(row)
+        await db.run_sync(notify_done, [row.id for row in recorded])
         await db.commit()
     return recorded
 

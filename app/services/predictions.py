@@ -63,9 +63,11 @@ async def submit(
     idempotency_key: str | None,
     liveness: Liveness,
     synchronous: bool,
+    owner: prediction_states.Owner | None = None,
 ) -> Submitted:
     """`access` holds the deployment FOR SHARE (`DeploymentForPrediction`): its status is the
-    latest committed, and no complete or cancel can slip in before the insert commits."""
+    latest committed, and no complete or cancel can slip in before the insert commits. With
+    `owner` (a synchronous prediction this process's worker will run) it is inserted claimed."""
     # Plain values, not the ORM row: a rollback below expires every loaded object.
     deployment = access.row
     deployment_id, org_id, model = deployment.id, deployment.organization_id, deployment.model
@@ -88,7 +90,7 @@ async def submit(
         )
     try:
         prediction = await prediction_states.enqueue(
-            db, (deployment_id, org_id, model), user_id, text_input, idempotency_key
+            db, (deployment_id, org_id, model), user_id, text_input, idempotency_key, owner
         )
         await db.commit()
     except IntegrityError:
@@ -133,24 +135,30 @@ async def wait_until_done(
     prediction_id: uuid.UUID,
     within: float,
 ) -> Prediction | None:
-    """The finished prediction, or None if it is still not done after `within` seconds. Woken by
-    the in-process worker or by NOTIFY; the short poll makes a lost notification cost only
-    latency."""
+    """The finished prediction, or None if it is still not done after `within` seconds. Called
+    right after the row was committed `queued`, so it waits before it reads: woken by the
+    in-process worker (which hands over the row it wrote: no read at all) or by NOTIFY (then
+    read); the short poll makes a lost notification cost only latency, never correctness. No
+    report can be missed before the first wait: this process handles none until the caller
+    awaits, and by then it is watching."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
-    with notifier.watching(prediction_id) as reported:
+    poll = NOTIFIED_POLL_SECONDS if notifier.enabled else POLL_SECONDS
+    with notifier.watching(prediction_id) as watch:
         while True:
-            reported.clear()  # before the read: a report from now on wakes the wait below
+            remaining = deadline - loop.time()
+            if remaining > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(watch.event.wait(), min(remaining, poll))
+            if isinstance(watch.outcome, Prediction):
+                return watch.outcome
+            watch.event.clear()  # before the read: a report from now on wakes the next wait
             async with sessions() as db:
                 found = await db.get(Prediction, prediction_id)
             if found is not None and found.status.is_done:
                 return found
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+            if loop.time() >= deadline:
                 return None
-            pause = min(remaining, NOTIFIED_POLL_SECONDS if notifier.enabled else POLL_SECONDS)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(reported.wait(), pause)
 
 
 def done(access: Scoped[Prediction]) -> Prediction:

@@ -112,11 +112,25 @@ class Worker:
                 claimed = []
                 await asyncio.sleep(POLL_SECONDS)
             for item in claimed:
-                task = asyncio.create_task(self._execute(item))
-                self._in_flight.add(task)
-                task.add_done_callback(self._in_flight.discard)
+                self.adopt(item)
             if len(claimed) < wanted or wanted == 0:
                 await self.notifier.wait_queued(POLL_SECONDS)
+
+    def owns_next(self, model: str) -> prediction_states.Owner | None:
+        """The lease under which a synchronous prediction of `model` may be inserted already
+        claimed by this worker (then `adopt` it once committed): None unless this worker is
+        started, runs `model` and has room."""
+        if not self._tasks or len(self._in_flight) >= MAX_IN_FLIGHT:
+            return None
+        if self.models is not None and model not in self.models:
+            return None
+        return prediction_states.Owner(self.id, self.settings.prediction_lease_seconds)
+
+    def adopt(self, item: Claimed) -> None:
+        """Run a prediction this worker holds the lease of: claimed, or inserted claimed."""
+        task = asyncio.create_task(self._execute(item))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
 
     async def _execute(self, item: Claimed) -> None:
         started = time.perf_counter()
@@ -150,13 +164,14 @@ class Worker:
         pause = 0.5
         while True:
             try:
-                recorded = set(await prediction_states.finish(self.sessions, self.id, outcomes))
+                rows = await prediction_states.finish(self.sessions, self.id, outcomes)
                 break
             except Exception as exc:
                 _log_failure("recording outcomes failed; retrying", exc)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 30)
-        self.notifier.finished_here(outcome[0] for outcome in outcomes)
+        recorded = {row.id: row for row in rows}
+        self.notifier.finished_here({outcome[0]: recorded.get(outcome[0]) for outcome in outcomes})
         for prediction_id, model, _, error in outcomes:
             if prediction_id in recorded:  # not those failed meanwhile (deployment ended)
                 PREDICTIONS.labels(model, "completed" if error is None else "failed").inc()

@@ -2,7 +2,7 @@
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
@@ -10,7 +10,9 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+from app.models.prediction import Prediction, PredictionStatus
 from app.runtimes.mock import MockRuntime
+from app.services import prediction_states
 from app.services import predictions as predictions_service
 from tests.support.api import AppFactory, ClientFactory, Org, User, World, assert_error
 
@@ -280,15 +282,16 @@ async def test_the_in_process_worker_wakes_a_synchronous_caller_itself(
     monkeypatch.setattr(predictions_service, "NOTIFIED_POLL_SECONDS", 60)
     live = app_factory(worker_in_process=True, mock_delay_min=0.2, mock_delay_max=0.2)
     woken: list[str] = []
+    handed: list[bool] = []
     async with LifespanManager(live):
         notifier = live.state.notifier
         await notifier.stop()  # no NOTIFY reaches this process any more
         told = notifier.finished_here
 
-        def telling(ids: Iterable[uuid.UUID]) -> None:
-            ids = list(ids)
-            woken.extend(str(i) for i in ids if i in notifier._watchers)
-            told(ids)
+        def telling(outcomes: Mapping[uuid.UUID, object | None]) -> None:
+            woken.extend(str(i) for i in outcomes if i in notifier._watchers)
+            handed.extend(outcome is not None for outcome in outcomes.values())
+            told(outcomes)
 
         monkeypatch.setattr(notifier, "finished_here", telling)
         world = World(lambda: client_factory(live))
@@ -299,3 +302,39 @@ async def test_the_in_process_worker_wakes_a_synchronous_caller_itself(
         ]
     assert [r.status_code for r in answered] == [200, 200, 200]
     assert woken == [r.json()["prediction_id"] for r in answered]  # each was watching, and told
+    assert handed == [True, True, True]  # with the row the worker wrote: nothing to read again
+
+
+async def test_a_synchronous_prediction_is_inserted_claimed_by_the_in_process_worker(
+    app_factory: AppFactory, client_factory: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No claim transaction and no wake-up on this path: the row is inserted running under the
+    lease of this process's worker (what a claim would have written) and handed to it. With
+    claims made impossible, the synchronous prediction still completes; an asynchronous one
+    waits in the queue for a claim, as before."""
+    live = app_factory(worker_in_process=True, mock_delay_min=0, mock_delay_max=0)
+    async with LifespanManager(live):
+        await live.state.worker_start  # started: it takes predictions from now on
+        worker = live.state.worker
+
+        async def no_claims(*args: object, **kwargs: object) -> list[object]:
+            return []
+
+        monkeypatch.setattr(prediction_states, "claim", no_claims)
+        world = World(lambda: client_factory(live))
+        _, dev, deployment = await running_deployment(world)
+        synchronous = await dev.client.post(predict_url(deployment), json={"input": "direct"})
+        queued = await dev.client.post(
+            predict_url(deployment), json={"input": "queued"}, headers={"Async-Mode": "true"}
+        )
+        await asyncio.sleep(0.3)
+        async with live.state.sessionmaker() as db:
+            ran = await db.get(Prediction, uuid.UUID(synchronous.json()["prediction_id"]))
+            waiting = await db.get(Prediction, uuid.UUID(queued.json()["prediction_id"]))
+    assert synchronous.status_code == 200, synchronous.text
+    assert synchronous.json()["output"]["input"] == "direct"
+    assert ran is not None and ran.status == PredictionStatus.completed
+    assert (ran.attempts, ran.worker_id) == (1, worker.id)
+    assert ran.started_at is not None and ran.started_at >= ran.created_at
+    assert queued.status_code == 202
+    assert waiting is not None and waiting.status == PredictionStatus.queued

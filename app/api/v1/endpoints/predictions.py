@@ -18,6 +18,8 @@ from app.models.prediction import Prediction, PredictionStatus
 from app.schemas.common import error_responses
 from app.schemas.prediction import AcceptedOut, PredictIn, PredictionOut
 from app.services import predictions as prediction_service
+from app.services.prediction_states import Claimed
+from app.workers.worker import Worker
 
 router = APIRouter(tags=["predictions"])
 
@@ -144,6 +146,10 @@ async def predict(
     ] = None,
 ) -> Response:
     asynchronous = wants_async(async_mode, prefer)
+    worker: Worker | None = request.app.state.worker
+    # A synchronous prediction that this process's worker can run is inserted claimed by it and
+    # handed over: no claim transaction, no wake-up round trip.
+    owner = None if asynchronous or worker is None else worker.owns_next(access.row.model)
     submitted = await prediction_service.submit(
         db,
         access,
@@ -152,14 +158,20 @@ async def predict(
         idempotency_key,
         request.app.state.liveness,
         synchronous=not asynchronous,
+        owner=owner,
     )
     prediction = submitted.prediction
     if prediction.status.is_done:
         return finished(prediction, submitted.replayed)
     if not submitted.replayed:
-        # This process's own worker, if it runs one, claims at once rather than when the
-        # NOTIFY comes back from the database (the NOTIFY wakes the other workers).
-        request.app.state.notifier.wake()
+        if worker is not None and owner is not None:
+            worker.adopt(
+                Claimed(prediction.id, prediction.deployment_id, prediction.model, body.input)
+            )
+        else:
+            # This process's own worker, if it runs one, claims at once rather than when the
+            # NOTIFY comes back from the database (the NOTIFY wakes the other workers).
+            request.app.state.notifier.wake()
     if asynchronous or submitted.replayed:
         return accepted(prediction, submitted.workers)
     done = await prediction_service.wait_until_done(
