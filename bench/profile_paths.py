@@ -11,7 +11,9 @@ cluster and a running mock deployment, and per path drives it with the harness's
 which the summary is computed from, and once as the SVG. The summary gives, for the app's own
 functions and for each library, the share of the samples of the API's event-loop thread spent
 inside them (children included, each stack counted once per function or library), and the idle
-share (the loop waiting for the database or the client).
+share (the loop waiting for the database or the client); and the per-request budget: the API
+process's CPU milliseconds per request, split by where the event loop's busy samples were (see
+STAGES).
 """
 
 import argparse
@@ -23,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.harness import (
     ROOT,
@@ -66,11 +69,34 @@ def where(frame: str) -> str | None:
     return None if file.startswith("/") else file.split("/", 1)[0].removesuffix(".py")
 
 
+# The per-request budget's stages: a busy sample counts for the first stage one of whose markers
+# is a frame of its stack (the function as py-spy names it); "request stack" takes the rest
+# (uvicorn, the middleware, FastAPI's routing, dependency solving and body parsing).
+STAGES = (
+    ("worker (claim, finish)", ("Worker.",)),
+    ("session lookup", ("optional_user",)),
+    ("tenancy (access check)", ("_access.<locals>.dependency",)),
+    ("commit", ("AsyncSession.commit",)),
+    ("statements and logic", ("run_endpoint_function",)),
+    ("response", ("serialize_response", "RequestResponseCycle.send")),
+)
+STACK = "request stack"
+
+
 @dataclass
 class Summary:
     app: list[tuple[str, float]]  # the app's functions, children included
     owners: list[tuple[str, float]]  # who runs at the leaf: the app or a library, by itself
     idle: float
+    stages: dict[str, float]  # shares of the busy samples, by STAGES
+
+
+def stage(frames: list[str]) -> str:
+    functions = [frame.split(" (", 1)[0] for frame in frames]
+    for name, markers in STAGES:
+        if any(f.startswith(m) for f in functions for m in markers):
+            return name
+    return STACK
 
 
 def summary(collapsed: Path, top: int = 12) -> Summary:
@@ -78,6 +104,7 @@ def summary(collapsed: Path, top: int = 12) -> Summary:
     package at the leaf, and idle."""
     inside: Counter[str] = Counter()
     owners: Counter[str] = Counter()
+    stages: Counter[str] = Counter()
     total = idle = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -90,6 +117,7 @@ def summary(collapsed: Path, top: int = 12) -> Summary:
         if leaf is not None and leaf["function"] in IDLE:
             idle += samples
             continue
+        stages[stage(frames)] += samples
         places = [where(frame) for frame in frames]
         for place in {p for p in places if p is not None and p.startswith("app/")}:
             inside[place] += samples
@@ -99,7 +127,9 @@ def summary(collapsed: Path, top: int = 12) -> Summary:
     def shares(counts: Counter[str]) -> list[tuple[str, float]]:
         return [(place, 100 * n / max(total, 1)) for place, n in counts.most_common(top)]
 
-    return Summary(shares(inside), shares(owners), 100 * idle / max(total, 1))
+    busy = max(sum(stages.values()), 1)
+    split = {name: stages[name] / busy for name, _ in (*STAGES, (STACK, ()))}
+    return Summary(shares(inside), shares(owners), 100 * idle / max(total, 1), split)
 
 
 def targets(port: int, cookie: str, cluster: str, deployment: str) -> dict[str, bytes]:
@@ -144,25 +174,47 @@ def main() -> None:
             raw = raws[path]
             run(drive(port, constant(raw), concurrency, 2.0, EXPECT[path]))  # warm-up
             collapsed, svg = OUT / f"{path}.txt", OUT / f"{path}.svg"
-            samples = []
+            samples, cpu_ms = [], []
             for output, fmt in ((collapsed, "raw"), (svg, "flamegraph")):
                 spy = py_spy(pid, args.seconds, output, fmt)
+                before = process_cpu(pid)
                 load = drive(port, constant(raw), concurrency, args.seconds, EXPECT[path])
                 samples.append(run(load))
+                cpu_ms.append((process_cpu(pid) - before) * 1000 / len(samples[-1].latencies))
                 spy.wait()
             found = summary(collapsed)
             # The SVG names the command and some files by absolute path: relative to the
             # project instead, so that the file says nothing of the machine it was made on.
             svg.write_text(svg.read_text().replace(f"{ROOT}/", ""))
             collapsed.unlink()  # the SVG is the record; these stacks were for the summary
-            reports.append((path, concurrency, samples[0], found, svg))
+            reports.append((path, concurrency, samples[0], found, svg, cpu_ms[0]))
 
     print(f"{machine_line()}; uvicorn 1 process, in-process worker; {args.seconds:g} s a record\n")
-    for path, concurrency, sample, found, svg in reports:
+    print(budget(reports) + "\n")
+    for path, concurrency, sample, found, svg, _ in reports:
         print(f"### {path} (concurrency {concurrency}): {sample.rate:.0f} req/s; {svg.name}\n")
         print(table(["the app's function", "inside it"], percent(found.app), "lr") + "\n")
         print(table(["running at the leaf", "share"], percent(found.owners), "lr") + "\n")
         print(f"idle (the loop waiting on the database or the client): {found.idle:.1f}%\n")
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far."""
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def budget(reports: list[tuple[str, int, Any, Summary, Path, float]]) -> str:
+    """The per-request budget: the API's CPU ms per request split by stage (py-spy's sampling,
+    at 250 Hz and non-blocking, is in these milliseconds too, a few percent)."""
+    names = [name for name, _ in STAGES] + [STACK]
+    rows = [
+        [path, f"{cpu:.2f}", *(f"{cpu * found.stages[name]:.2f}" for name in names)]
+        for path, _, _, found, _, cpu in reports
+    ]
+    return table(["path", "CPU ms/request", *names], rows)
 
 
 def percent(shares: list[tuple[str, float]]) -> list[list[str]]:
