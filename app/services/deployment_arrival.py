@@ -1,21 +1,24 @@
-"""A new deployment's arrival: the cluster's lock, the count, the row and its `created` event in one
-statement on PostgreSQL, and on the common path its start in one more.
+"""A new deployment's arrival on its cluster: the row lock, the count, the row and its events, and
+on the common path its start, in one statement on PostgreSQL.
 
 A cluster is at its fixpoint between transactions (nothing pending can act), so a newcomer whose
-dependencies are met and that fits in what is free simply starts: no pass, no other row read. The
-first statement takes the row lock with the UPDATE that counts the newcomer as pending, so it
-reads the cluster's latest committed allocation; the decision is made on that row, and the start
-(the deployment `running`, the cluster's counters and allocation, the `scheduled` event) is the
-second statement, under the lock already held. The lock is then held for two statements and the
-commit, which is what bounds creations per second on one cluster (the unit of work used to flush
-three more). A newcomer that does not fit stays pending for `placement.place_newcomer`
-(preemption), as on SQLite, where the arrival is three statements and the start is placement's.
+dependencies are met and that fits in what is free simply starts: no pass, no other row read.
+When the cluster as loaded (without a lock) says it fits, one statement tries exactly that: an
+UPDATE of the cluster guarded by the fit (PostgreSQL evaluates the guard again on the latest
+committed row once it has the lock), and from its row the deployment inserted `running` with its
+`created` and `scheduled` events. Otherwise, or if the guard failed, the UPDATE that counts the
+newcomer as pending takes the lock and returns the latest row, with the deployment and its
+`created` event in the same statement; if it fits on that row after all, one more statement
+starts it under the held lock; if not, `placement.place_newcomer` decides (preemption). The fit is
+never computed beside a lock in a CTE that reads the row: such a read saw a stale allocation under
+concurrent creations (an over-allocated GPU, caught by the many-process books test). On SQLite the
+arrival is three statements and the start is placement's.
 """
 
 from typing import Any
 
-from sqlalchemy import Select, bindparam, insert, literal, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select, bindparam, func, insert, literal, select, true, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
 from app.core.errors import not_found
@@ -53,9 +56,7 @@ def _arrival_statement() -> Select[Any]:
         insert(Deployment)
         .from_select(
             [c.key for c in _DEPLOYMENT_COLUMNS],
-            select(
-                *(bindparam(f"new_{c.key}", type_=c.type) for c in _DEPLOYMENT_COLUMNS)
-            ).select_from(locked),
+            select(*(_new(c.key) for c in _DEPLOYMENT_COLUMNS)).select_from(locked),
         )
         .returning(Deployment.id, Deployment.created_at)
         .cte("inserted")
@@ -95,7 +96,53 @@ def _needed(resource: str) -> Any:
     return bindparam(f"start_{resource}", type_=Deployment.__table__.c[resource].type)
 
 
+def _started_arrival_statement() -> Select[Any]:
+    """The common path in one statement: count the newcomer as running on its cluster, and insert
+    it `running` with its `created` and `scheduled` events, if it fits. The fit is the UPDATE's
+    WHERE, which PostgreSQL evaluates again on the latest committed row after waiting for the
+    row lock: no row is answered (nothing written, the row not kept locked) if it no longer fits,
+    or if the cluster is gone. It starts when the lock was granted, on the app's clock: `now`,
+    stamped before the statement, plus the time the statement waited."""
+    table = Cluster.__table__.c
+    counted = (
+        update(Cluster)
+        .where(
+            Cluster.id == bindparam("cluster_id"),
+            *(table[f"capacity_{r}"] - table[f"allocated_{r}"] >= _needed(r) for r in _RESOURCES),
+        )
+        .values(
+            running_count=Cluster.running_count + 1,
+            **{f"allocated_{r}": table[f"allocated_{r}"] + _needed(r) for r in _RESOURCES},
+        )
+        .returning(*Cluster.__table__.columns)
+        .cte("counted")
+    )
+    columns = Deployment.__table__.c
+    waited = func.clock_timestamp() - func.statement_timestamp()
+    decided = {
+        "status": bindparam("start_status", type_=columns.status.type),
+        "started_at": bindparam("start_now", type_=columns.started_at.type) + waited,
+    }
+    values = (decided.get(c.key, _new(c.key)) for c in _DEPLOYMENT_COLUMNS)
+    deployment = (
+        insert(Deployment)
+        .from_select([c.key for c in _DEPLOYMENT_COLUMNS], select(*values).select_from(counted))
+        .returning(Deployment.id, Deployment.created_at, Deployment.started_at)
+        .cte("inserted")
+    )
+    created = _event(deployment, "created", deployment.c.created_at).cte("created")
+    scheduled = _event(deployment, "scheduled", deployment.c.started_at).cte("scheduled")
+    both = counted.join(deployment, true())  # one row each, or none
+    answer = select(*counted.c, deployment.c.started_at.label("started_at")).select_from(both)
+    return answer.add_cte(deployment, created, scheduled)
+
+
+def _new(column: str) -> Any:
+    return bindparam(f"new_{column}", type_=Deployment.__table__.c[column].type)
+
+
 _ARRIVAL, _START = _arrival_statement(), _start_statement()
+_STARTED_ARRIVAL = _started_arrival_statement()
 
 
 async def arrive(
@@ -112,13 +159,17 @@ async def arrive(
     if conn.dialect.name == "postgresql":
         params = {f"new_{key}": value for key, value in values.items()}
         params |= {"cluster_id": cluster.id, "no_detail": _NO_DETAIL}
-        row = (await conn.execute(_ARRIVAL, params)).one_or_none()
-        if row is None:
-            raise not_found("cluster")
-        refresh_locked(cluster, row)
-        started = may_start and deployment.resources.fits_in(cluster.available)
-        if started:
-            await _start(db, cluster, deployment)
+        # The row loaded without a lock says whether it probably fits; the statement decides.
+        if may_start and deployment.resources.fits_in(cluster.available):
+            started = await _arrive_started(conn, cluster, deployment, params)
+        if not started:
+            row = (await conn.execute(_ARRIVAL, params)).one_or_none()
+            if row is None:
+                raise not_found("cluster")
+            refresh_locked(cluster, row)
+            started = may_start and deployment.resources.fits_in(cluster.available)
+            if started:
+                await _start(db, cluster, deployment)
     else:
         await lock_cluster_for_new_deployment(db, cluster)
         await conn.execute(insert(Deployment), [values])
@@ -127,6 +178,23 @@ async def arrive(
     make_transient_to_detached(deployment)
     db.add(deployment)
     return started
+
+
+async def _arrive_started(
+    conn: AsyncConnection, cluster: Cluster, deployment: Deployment, params: dict[str, Any]
+) -> bool:
+    """The one-statement arrival of a newcomer that fits; False (nothing written) if it does
+    not fit on the latest row."""
+    needed = deployment.resources
+    params = params | {f"start_{r}": getattr(needed, r) for r in _RESOURCES}
+    params |= {"start_status": RUNNING, "start_now": utcnow()}
+    row = (await conn.execute(_STARTED_ARRIVAL, params)).one_or_none()
+    if row is None:
+        return False
+    refresh_locked(cluster, row)
+    deployment.status, deployment.started_at = RUNNING, row.started_at
+    SCHEDULING_DECISIONS.labels("started").inc()
+    return True
 
 
 async def _start(db: AsyncSession, cluster: Cluster, deployment: Deployment) -> None:
