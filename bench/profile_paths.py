@@ -37,6 +37,7 @@ from bench.harness import (
     request,
     run,
     signed_up,
+    sql,
     table,
     uvicorn_command,
 )
@@ -170,6 +171,7 @@ def main() -> None:
             deployment = account.deployment(cluster, "echo", "mock")
             raws = targets(port, account.cookie, cluster, deployment["id"])
         for path in args.paths:
+            settled()  # the previous path's predictions finished: its work is not sampled here
             concurrency = 1 if path == "predict_sync" else 16
             raw = raws[path]
             run(drive(port, constant(raw), concurrency, 2.0, EXPECT[path]))  # warm-up
@@ -196,6 +198,18 @@ def main() -> None:
         print(table(["the app's function", "inside it"], percent(found.app), "lr") + "\n")
         print(table(["running at the leaf", "share"], percent(found.owners), "lr") + "\n")
         print(f"idle (the loop waiting on the database or the client): {found.idle:.1f}%\n")
+
+
+def settled(limit: float = 300) -> None:
+    """Until no prediction is queued or running (the worker has caught up)."""
+    import time
+
+    open_rows = "SELECT count(*) FROM predictions WHERE status IN ('queued', 'running')"
+    deadline = time.monotonic() + limit
+    while sql(open_rows, database=DB_NAME):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"predictions still open after {limit:g} s")
+        time.sleep(0.5)
 
 
 def process_cpu(pid: int) -> float:
