@@ -40,13 +40,13 @@ from typing import Any
 
 from bench.harness import (
     HOST,
-    Connection,
     CpuReading,
     Sample,
     Servers,
     app_env,
     build_distilbert,
     cores,
+    count_through,
     cpu_reading,
     database_url,
     databases,
@@ -246,20 +246,7 @@ async def accept_all(port: int, cookie: str, deployment: str) -> float:
     path = f"/api/v1/deployments/{deployment}/predict"
     raw = predictions(port, path, cookie, ["hello"])()
     raw = raw.replace(b"\r\n\r\n", b"\r\nAsync-Mode: true\r\n\r\n", 1)
-    left, start = [MOCK_TOTAL], time.perf_counter()
-
-    async def fire(connection: Connection) -> None:
-        try:
-            while left[0] > 0:
-                left[0] -= 1
-                status, body = await connection.request(raw)
-                if status != 202:
-                    raise RuntimeError(f"{status} (expected 202): {body[:300]!r}")
-        finally:
-            connection.close()
-
-    await asyncio.gather(*(fire(Connection(port)) for _ in range(MOCK_CONNECTIONS)))
-    return time.perf_counter() - start
+    return await count_through(port, raw, MOCK_TOTAL, MOCK_CONNECTIONS)
 
 
 async def all_completed(deployment: str, start: float) -> float:

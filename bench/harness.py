@@ -397,6 +397,27 @@ async def drive(
             connection.close()
 
 
+async def count_through(
+    port: int, raw: bytes, total: int, connections: int, expect: int = 202
+) -> float:
+    """`total` requests `raw` shared by `connections` keep-alive connections, each answered
+    `expect` (any other status raises): the seconds until the last was answered."""
+    left, start = [total], time.perf_counter()
+
+    async def send(connection: Connection) -> None:
+        try:
+            while left[0] > 0:
+                left[0] -= 1
+                status, body = await connection.request(raw)
+                if status != expect:
+                    raise RuntimeError(f"{status} (expected {expect}): {body[:300]!r}")
+        finally:
+            connection.close()
+
+    await asyncio.gather(*(send(Connection(port)) for _ in range(connections)))
+    return time.perf_counter() - start
+
+
 async def repeat(
     call: Callable[[], Awaitable[object]],
     seconds: float,

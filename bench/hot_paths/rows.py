@@ -3,13 +3,12 @@ name; bench.hot_paths runs them against each tree and the bare endpoint and prin
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench.harness import Connection, connect, request, run
+from bench.harness import connect, count_through, request, run
 from bench.hot_paths import wrk
 from bench.hot_paths.stacks import Served
 
@@ -113,13 +112,13 @@ def _mixed_on(s: Served, cluster: str, options: Options) -> Figures:
     preempted = [0]
 
     def count() -> None:
-        preempted[0] = int(s.sql(PREEMPTED_SQL, cluster))  # type: ignore[call-overload]
+        preempted[0] = int(s.sql(PREEMPTED_SQL, cluster))
 
     load = _loaded(
         s, options, path, method="POST", headers={"Cookie": f"session={s.cookie}"}, body=MIXED,
         connections=options.concurrency, between=count,
     )  # fmt: skip
-    evictions = int(s.sql(PREEMPTED_SQL, cluster)) - preempted[0]  # type: ignore[call-overload]
+    evictions = int(s.sql(PREEMPTED_SQL, cluster)) - preempted[0]
     return load_figures(load) | {"preempting": f"{evictions / load.requests:.0%}"}
 
 
@@ -142,7 +141,7 @@ def create_backlog(s: Served, options: Options) -> Figures:
         conn.execute(BACKLOG_COUNTERS_SQL.encode(), (RUNNING * 1000, RUNNING, PENDING, cluster))
     s.sql("ANALYZE deployments")
     backlog = _mixed_on(s, cluster, options)
-    ratio = float(backlog["req/s"]) / float(empty["req/s"])  # type: ignore[arg-type]
+    ratio = float(str(backlog["req/s"])) / float(str(empty["req/s"]))
     return {
         "empty req/s": empty["req/s"],
         "backlog req/s": backlog["req/s"],
@@ -177,24 +176,6 @@ def me(s: Served, options: Options) -> Figures:
     return load_figures(load)
 
 
-async def _fire(port: int, raw: bytes, total: int, connections: int) -> float:
-    """`total` requests over `connections` keep-alive connections, each 202: the seconds taken."""
-    left, start = [total], time.perf_counter()
-
-    async def one(connection: Connection) -> None:
-        try:
-            while left[0] > 0:
-                left[0] -= 1
-                status, body = await connection.request(raw)
-                if status != 202:
-                    raise RuntimeError(f"{status} (expected 202): {body[:300]!r}")
-        finally:
-            connection.close()
-
-    await asyncio.gather(*(one(Connection(port)) for _ in range(connections)))
-    return time.perf_counter() - start
-
-
 def _async_predict(s: Served, deployment: str) -> bytes:
     path = f"/api/v1/deployments/{deployment}/predict"
     raw = request("POST", path, s.port, cookie=s.cookie, body=b'{"input": "hello"}')
@@ -202,7 +183,7 @@ def _async_predict(s: Served, deployment: str) -> bytes:
 
 
 def _until_done(s: Served, deployment: str, total: int, start: float, limit: float = 180) -> float:
-    while int(s.sql(DONE_SQL, deployment)) < total:  # type: ignore[call-overload]
+    while int(s.sql(DONE_SQL, deployment)) < total:
         if time.perf_counter() - start > limit:
             raise RuntimeError(f"not all {total} predictions completed within {limit:g} s")
         time.sleep(0.05)
@@ -212,7 +193,7 @@ def _until_done(s: Served, deployment: str, total: int, start: float, limit: flo
 def burst(s: Served, options: Options, total: int = 1000) -> Figures:
     deployment = _running_deployment(s)
     start = time.perf_counter()
-    accepted = run(_fire(s.port, _async_predict(s, deployment), total, 64))
+    accepted = run(count_through(s.port, _async_predict(s, deployment), total, 64))
     done = _until_done(s, deployment, total, start)
     return {
         "accepted in s": accepted,
@@ -224,10 +205,10 @@ def burst(s: Served, options: Options, total: int = 1000) -> Figures:
 def memory(s: Served, options: Options, total: int = 10_000) -> Figures:
     deployment = _running_deployment(s)
     raw = _async_predict(s, deployment)
-    run(_fire(s.port, raw, 20, 4))  # the path's first use (imports, caches) is not the idle state
+    run(count_through(s.port, raw, 20, 4))  # the first use (imports, caches) is not "idle"
     idle = max(rss for rss, _ in s.rss_mib())
-    accepted = run(_fire(s.port, raw, total, 64))
-    in_flight = total + 20 - int(s.sql(DONE_SQL, deployment))  # type: ignore[call-overload]
+    accepted = run(count_through(s.port, raw, total, 64))
+    in_flight = total + 20 - int(s.sql(DONE_SQL, deployment))
     peak = max(peak for _, peak in s.rss_mib())
     return {"RSS idle MiB": idle, "peak MiB": peak, "added MiB": peak - idle,
             "in flight at the end": in_flight, "accepted in s": accepted}  # fmt: skip
@@ -241,7 +222,7 @@ def growth(s: Served, options: Options, rows: int = 1_000_000) -> Figures:
     headers = {"Cookie": f"session={s.cookie}", **ASYNC}
 
     def phase() -> tuple[float, float]:
-        before = int(s.sql(DONE_SQL, deployment))  # type: ignore[call-overload]
+        before = int(s.sql(DONE_SQL, deployment))
         start = time.perf_counter()
         load = wrk.drive(s.port, path, method="POST", headers=headers, body=PREDICT_BODY,
                          connections=options.concurrency, seconds=options.duration)  # fmt: skip

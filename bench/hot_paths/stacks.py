@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -93,7 +94,8 @@ class Served:
         """(RSS, peak RSS) of each serving process."""
         return [memory_mib(p.pid) for p in self.processes()]
 
-    def sql(self, statement: str, *params: object) -> object:
+    def sql(self, statement: str, *params: object) -> Any:
+        """The first value of the first row of `statement` on this app's database, or None."""
         return sql(statement, *params, database=self.database)
 
 
@@ -143,7 +145,7 @@ def bare() -> Iterator[tuple[int, str]]:
     processes as the app): its port and the path of its one user."""
     with databases(f"{DATABASE_PREFIX}hot_bare") as [url], Servers() as servers:
         with connect(f"{DATABASE_PREFIX}hot_bare") as conn:
-            user_id = conn.execute(BARE_USER_SQL.encode()).fetchone()[0]  # type: ignore[index]
+            (user_id,) = conn.execute(BARE_USER_SQL.encode()).fetchone() or (None,)
 
         def command(port: int) -> list[str]:
             return uvicorn_command("bench.request_path:bare_app", port, workers=BARE_WORKERS)
