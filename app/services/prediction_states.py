@@ -17,20 +17,27 @@ row is claimed by one worker at a time and finished at most once, whatever crash
 completed and failed are final. Used by the API's services and by the workers alike.
 """
 
+import json
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Insert, Select, bindparam, case, delete, func, insert, select, update
+from sqlalchemy import (
+    case,
+    delete,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from app.db.base import utcnow
-from app.db.notifier import QUEUED_CHANNEL, notifies, notify_done
+from app.db.notifier import notifies, notify_done
 from app.models.deployment import Deployment, DeploymentStatus
 from app.models.prediction import Prediction, PredictionStatus
+from app.services.prediction_sql import ENQUEUE, ENQUEUE_NOTIFIED, ENQUEUED_COLUMNS, FINISH_BATCH
 
 QUEUED, RUNNING = PredictionStatus.queued, PredictionStatus.running
 COMPLETED, FAILED = PredictionStatus.completed, PredictionStatus.failed
@@ -47,27 +54,6 @@ class Claimed:
     deployment_id: uuid.UUID
     model: str
     input: str
-
-
-def _enqueue_statements() -> tuple[Insert, Select[tuple[str]]]:
-    """The insert of a queued prediction (its columns bound by name), and on PostgreSQL the same
-    insert with the workers' wake-up: one statement, one round trip (delivered at commit)."""
-    columns = Prediction.__table__.c
-    inserted = insert(Prediction).values(
-        {name: bindparam(name, type_=columns[name].type) for name in _ENQUEUED_COLUMNS}
-    )
-    notified = select(func.pg_notify(QUEUED_CHANNEL, "")).select_from(
-        inserted.returning(columns.id).cte("inserted")
-    )
-    return inserted, notified
-
-
-# What a new prediction sets; the rest (output, error, completion) start NULL.
-_ENQUEUED_COLUMNS = (
-    "id", "organization_id", "deployment_id", "created_by", "model", "input", "status",
-    "idempotency_key", "attempts", "worker_id", "started_at", "lease_expires_at", "created_at",
-)  # fmt: skip
-_INSERT, _INSERT_NOTIFIED = _enqueue_statements()
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +97,10 @@ async def enqueue(
         prediction.status, prediction.attempts, prediction.worker_id = RUNNING, 1, owner.worker_id
         prediction.started_at = now
         prediction.lease_expires_at = now + timedelta(seconds=owner.lease_seconds)
-    values = {name: getattr(prediction, name) for name in _ENQUEUED_COLUMNS}
+    values = {name: getattr(prediction, name) for name in ENQUEUED_COLUMNS}
     conn = await db.connection()
     wake = owner is None and notifies(conn)
-    await conn.execute(_INSERT_NOTIFIED if wake else _INSERT, values)
+    await conn.execute(ENQUEUE_NOTIFIED if wake else ENQUEUE, values)
     return prediction
 
 
@@ -194,35 +180,57 @@ async def finish(
 ) -> list[Prediction]:
     """Record (id, output, error) outcomes; returns the rows written, those this worker still
     owned. A row that was failed meanwhile (its deployment ended) or taken over after a lost
-    lease is left alone."""
+    lease is left alone. One statement on PostgreSQL, one per row elsewhere."""
     now = utcnow()
-    recorded: list[Prediction] = []
+    ordered = sorted(outcomes, key=lambda o: str(o[0]))
     async with sessions() as db:
-        # In id order, like every other multi-row writer, so two transactions never wait in a cycle.
-        for prediction_id, _model, output, error in sorted(outcomes, key=lambda o: str(o[0])):
-            result = await db.execute(
-                update(Prediction)
-                .where(
-                    Prediction.id == prediction_id,
-                    Prediction.status == RUNNING,
-                    Prediction.worker_id == worker_id,
-                )
-                .values(
-                    status=COMPLETED if error is None else FAILED,
-                    output=output,
-                    error=error,
-                    completed_at=now,
-                    lease_expires_at=None,
-                )
-                .returning(Prediction)
-                .execution_options(synchronize_session=False)
-            )
-            row = result.scalar_one_or_none()
-            if row is not None:
-                recorded.append(row)
-        await db.run_sync(notify_done, [row.id for row in recorded])
+        if notifies(db):
+            params = {
+                "ids": [o[0] for o in ordered],
+                "statuses": [(COMPLETED if o[3] is None else FAILED).value for o in ordered],
+                "outputs": [None if o[2] is None else json.dumps(o[2]) for o in ordered],
+                "errors": [o[3] for o in ordered],
+                "worker_id": worker_id,
+                "now": now,
+            }
+            stmt = select(Prediction).from_statement(FINISH_BATCH)
+            recorded = list((await db.scalars(stmt, params)).all())
+        else:
+            recorded = [
+                row
+                for prediction_id, _model, output, error in ordered
+                if (row := await _finish_one(db, worker_id, prediction_id, output, error, now))
+            ]
         await db.commit()
     return recorded
+
+
+async def _finish_one(
+    db: AsyncSession,
+    worker_id: str,
+    prediction_id: uuid.UUID,
+    output: dict[str, Any] | None,
+    error: str | None,
+    now: datetime,
+) -> Prediction | None:
+    result = await db.execute(
+        update(Prediction)
+        .where(
+            Prediction.id == prediction_id,
+            Prediction.status == RUNNING,
+            Prediction.worker_id == worker_id,
+        )
+        .values(
+            status=COMPLETED if error is None else FAILED,
+            output=output,
+            error=error,
+            completed_at=now,
+            lease_expires_at=None,
+        )
+        .returning(Prediction)
+        .execution_options(synchronize_session=False)
+    )
+    return result.scalar_one_or_none()
 
 
 async def renew_leases(sessions: Sessions, worker_id: str, lease: float) -> None:
@@ -308,26 +316,3 @@ async def prune_finished(sessions: Sessions, before: datetime, batch: int = PRUN
         )
         await db.commit()
     return int(getattr(deleted, "rowcount", 0) or 0)
-
-
-async def running_deployments(
-    sessions: Sessions, deployment_ids: list[uuid.UUID]
-) -> set[uuid.UUID]:
-    async with sessions() as db:
-        rows = await db.scalars(
-            select(Deployment.id).where(
-                Deployment.id.in_(deployment_ids), Deployment.status == DeploymentStatus.running
-            )
-        )
-        return set(rows)
-
-
-async def queue_depth(db: AsyncSession) -> tuple[int, float]:
-    """How many predictions are queued, and how long the oldest of them has waited (seconds)."""
-    depth, oldest = (
-        await db.execute(
-            select(func.count(), func.min(Prediction.created_at)).where(Prediction.status == QUEUED)
-        )
-    ).one()
-    waited = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
-    return depth or 0, max(0.0, waited)

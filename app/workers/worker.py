@@ -19,7 +19,7 @@ from app.db.base import utcnow
 from app.db.notifier import Notifier
 from app.db.outage import is_database_outage
 from app.runtimes.base import RuntimeFailure
-from app.services import prediction_states
+from app.services import prediction_sql, prediction_states
 from app.services.prediction_states import Claimed, Sessions
 from app.services.worker_heartbeats import HEARTBEAT_SECONDS
 from app.workers.runtime_pool import RuntimePool
@@ -200,7 +200,7 @@ class Worker:
     async def _release(self) -> None:
         ids = self.pool.deployment_ids()
         if ids:
-            running = await prediction_states.running_deployments(self.sessions, ids)
+            running = await prediction_sql.running_deployments(self.sessions, ids)
             await self.pool.release_stopped(set(ids), running)
 
     @staticmethod

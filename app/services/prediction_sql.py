@@ -1,0 +1,88 @@
+"""The SQL of the prediction queue beside its transitions: the statements that
+`app.services.prediction_states` runs (built once), and the reads of the queue (what the worker
+and the metrics ask). Every write of a prediction row still goes through `prediction_states`."""
+
+import uuid
+
+from sqlalchemy import Insert, Select, bindparam, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.base import utcnow
+from app.db.notifier import QUEUED_CHANNEL
+from app.models.deployment import Deployment, DeploymentStatus
+from app.models.prediction import Prediction, PredictionStatus
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+def _enqueue_statements() -> tuple[Insert, Select[tuple[str]]]:
+    """The insert of a queued prediction (its columns bound by name), and on PostgreSQL the same
+    insert with the workers' wake-up: one statement, one round trip (delivered at commit)."""
+    columns = Prediction.__table__.c
+    inserted = insert(Prediction).values(
+        {name: bindparam(name, type_=columns[name].type) for name in ENQUEUED_COLUMNS}
+    )
+    notified = select(func.pg_notify(QUEUED_CHANNEL, "")).select_from(
+        inserted.returning(columns.id).cte("inserted")
+    )
+    return inserted, notified
+
+
+# What a new prediction sets; the rest (output, error, completion) start NULL.
+ENQUEUED_COLUMNS = (
+    "id", "organization_id", "deployment_id", "created_by", "model", "input", "status",
+    "idempotency_key", "attempts", "worker_id", "started_at", "lease_expires_at", "created_at",
+)  # fmt: skip
+ENQUEUE, ENQUEUE_NOTIFIED = _enqueue_statements()
+
+
+# PostgreSQL: a batch of outcomes in one statement. The rows still running under this worker are
+# locked in id order first (like every other multi-row writer, so two transactions never wait in
+# a cycle); the UPDATE's guard is evaluated again on each row's latest version; each row written
+# announces itself on `prediction_done` (delivered at commit).
+FINISH_BATCH = text(
+    """
+WITH outcome AS (
+    SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]),
+        CAST(:outputs AS text[]), CAST(:errors AS text[])) AS o(id, status, output, error)
+), locked AS (
+    SELECT p.id FROM predictions p JOIN outcome o ON o.id = p.id
+    WHERE p.status = 'running' AND p.worker_id = :worker_id
+    ORDER BY p.id FOR UPDATE OF p
+), finished AS (
+    UPDATE predictions p
+    SET status = o.status, output = CAST(o.output AS json), error = o.error,
+        completed_at = :now, lease_expires_at = NULL
+    FROM outcome o
+    WHERE p.id = o.id AND p.id IN (SELECT id FROM locked)
+        AND p.status = 'running' AND p.worker_id = :worker_id
+    RETURNING p.*
+)
+SELECT f.* FROM finished f, LATERAL (SELECT pg_notify('prediction_done', CAST(f.id AS text))) n
+"""
+)
+
+
+async def running_deployments(
+    sessions: Sessions, deployment_ids: list[uuid.UUID]
+) -> set[uuid.UUID]:
+    async with sessions() as db:
+        rows = await db.scalars(
+            select(Deployment.id).where(
+                Deployment.id.in_(deployment_ids), Deployment.status == DeploymentStatus.running
+            )
+        )
+        return set(rows)
+
+
+async def queue_depth(db: AsyncSession) -> tuple[int, float]:
+    """How many predictions are queued, and how long the oldest of them has waited (seconds)."""
+    depth, oldest = (
+        await db.execute(
+            select(func.count(), func.min(Prediction.created_at)).where(
+                Prediction.status == PredictionStatus.queued
+            )
+        )
+    ).one()
+    waited = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+    return depth or 0, max(0.0, waited)
