@@ -4,7 +4,7 @@ polls, so a lost notification (or SQLite, which has none) only costs latency, ne
 
 Database plumbing, below the services and the workers that use it: the statements that notify
 (`notifies`, `notify_done`; the intake's wake-up rides on its insert, in
-`app.services.prediction_states`) and the listener (`Notifier`) live together here."""
+`app.services.prediction_sql`) and the listener (`Notifier`) live together here."""
 
 import asyncio
 import contextlib

@@ -136,7 +136,8 @@ async def wait_until_done(
     within: float,
 ) -> Prediction | None:
     """The finished prediction, or None if it is still not done after `within` seconds. Called
-    right after the row was committed `queued`, so it waits before it reads: woken by the
+    right after the row was committed (queued, or claimed by this process's worker), so it waits
+    before it reads: woken by the
     in-process worker (which hands over the row it wrote: no read at all) or by NOTIFY (then
     read); the short poll makes a lost notification cost only latency, never correctness. No
     report can be missed before the first wait: this process handles none until the caller

@@ -89,6 +89,7 @@ class Worker:
         for task in [*self._tasks, *self._in_flight]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._tasks = []  # stopped: `owns_next` hands it nothing more
         with contextlib.suppress(SQLAlchemyError, OSError):
             while not self._outcomes.empty():
                 await prediction_states.finish(self.sessions, self.id, self._drain())
