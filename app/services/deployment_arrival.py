@@ -198,7 +198,8 @@ async def _arrive_started(
 
 
 async def _start(db: AsyncSession, cluster: Cluster, deployment: Deployment) -> None:
-    """The start on the common path, as `placement.place_newcomer` would make it."""
+    """The start under the lock already held, for a newcomer that fits on the locked row though
+    the guarded attempt did not apply (room freed meanwhile); as `place_newcomer` would make it."""
     now = utcnow()
     needed = deployment.resources
     params: dict[str, Any] = {"start_deployment": deployment.id, "start_cluster": cluster.id}
