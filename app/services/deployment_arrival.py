@@ -198,8 +198,9 @@ async def _arrive_started(
 
 
 async def _start(db: AsyncSession, cluster: Cluster, deployment: Deployment) -> None:
-    """The start under the lock already held, for a newcomer that fits on the locked row though
-    the guarded attempt did not apply (room freed meanwhile); as `place_newcomer` would make it."""
+    """The start under the lock already held, for a newcomer that fits on the locked row when the
+    guarded attempt was not made (the row as loaded looked full) or found no room then; as
+    `place_newcomer` would make it."""
     now = utcnow()
     needed = deployment.resources
     params: dict[str, Any] = {"start_deployment": deployment.id, "start_cluster": cluster.id}
