@@ -23,11 +23,12 @@ from app.core.errors import Forbidden
 from app.db.base import utcnow
 from app.models.deployment import Deployment
 from app.models.organization import Organization, Role
-from app.models.prediction import Prediction, PredictionStatus
+from app.models.prediction import PredictionStatus
 from app.services import permissions
 from app.services.permissions import ROLE_TABLE, Action
 from app.services.tenancy import Scoped
 from tests.support.api import Org, User, World, assert_error
+from tests.support.predictions import prediction_row
 
 PUBLIC = {
     ("GET", "/health"),
@@ -87,16 +88,11 @@ class Scene:
 
 async def finished_prediction(app: FastAPI, deployment: dict[str, Any], user: User) -> str:
     """A completed prediction row, as a worker would leave it (no worker runs in these tests)."""
-    prediction = Prediction(
-        id=uuid.uuid4(),
-        organization_id=uuid.UUID(deployment["organization_id"]),
-        deployment_id=uuid.UUID(deployment["id"]),
-        created_by=uuid.UUID(user.id),
-        model="mock",
-        input="x",
-        status=PredictionStatus.completed,
+    prediction = prediction_row(
+        deployment,
+        user.id,
+        PredictionStatus.completed,
         output={"input": "x", "result": "1234"},
-        attempts=1,
         completed_at=utcnow(),
     )
     async with app.state.sessionmaker() as db:

@@ -2,7 +2,6 @@
 runs, each once, and hands back what it wrote; rows failed meanwhile or taken over are left
 alone. On PostgreSQL the batch is one statement; on SQLite one per row."""
 
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -13,6 +12,7 @@ from app.db.base import utcnow
 from app.models.prediction import Prediction, PredictionStatus
 from app.services import prediction_states
 from tests.support.api import World
+from tests.support.predictions import prediction_row
 
 ME, OTHER = "worker-me", "worker-other"
 
@@ -24,17 +24,12 @@ async def test_a_batch_writes_only_what_this_worker_still_runs(app: FastAPI, wor
     deployment = await world.deployment(user, await world.cluster(org))
     now = utcnow()
 
-    def row(status: PredictionStatus, worker: str | None) -> Prediction:
-        return Prediction(
-            id=uuid.uuid4(),
-            organization_id=uuid.UUID(deployment["organization_id"]),
-            deployment_id=uuid.UUID(deployment["id"]),
-            created_by=uuid.UUID(user.id),
-            model="mock",
-            input="x",
-            status=status,
+    def row(status: PredictionStatus, worker: str) -> Prediction:
+        return prediction_row(
+            deployment,
+            user.id,
+            status,
             error="deployment ended" if status == PredictionStatus.failed else None,
-            attempts=1,
             worker_id=worker,
             started_at=now,
             lease_expires_at=now + timedelta(seconds=30),

@@ -15,6 +15,7 @@ from app.models.prediction import Prediction, PredictionStatus
 from app.services import prediction_states
 from app.workers.worker import Worker
 from tests.support.api import World
+from tests.support.predictions import prediction_row
 
 BATCH = 50
 OLD_FINISHED = 230  # 4 full batches and a partial one
@@ -28,14 +29,12 @@ def rows(
     created = utcnow() - age - timedelta(minutes=1)
     finished = status.is_done
     return [
-        Prediction(
-            id=uuid.uuid4(),
-            organization_id=uuid.UUID(deployment["organization_id"]),
-            deployment_id=uuid.UUID(deployment["id"]),
-            created_by=uuid.UUID(owner),
-            model="mock",
+        prediction_row(
+            deployment,
+            owner,
+            status,
             input=f"{status} {i}",
-            status=status,
+            attempts=0,
             output={"result": 1} if status == PredictionStatus.completed else None,
             error="boom" if status == PredictionStatus.failed else None,
             created_at=created,

@@ -1,0 +1,25 @@
+"""Prediction rows written straight to the database, as a worker or an old table would have left
+them, for tests that need a prediction in a given state without running a model."""
+
+import uuid
+from typing import Any
+
+from app.models.prediction import Prediction, PredictionStatus
+
+
+def prediction_row(
+    deployment: dict[str, Any], created_by: str, status: PredictionStatus, **fields: Any
+) -> Prediction:
+    """A prediction of `deployment` (as the API answers it) made by user `created_by`, in
+    `status`; `fields` sets any other column (input "x", first attempt, model mock otherwise)."""
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "organization_id": uuid.UUID(deployment["organization_id"]),
+        "deployment_id": uuid.UUID(deployment["id"]),
+        "created_by": uuid.UUID(created_by),
+        "model": "mock",
+        "input": "x",
+        "status": status,
+        "attempts": 1,
+    }
+    return Prediction(**(values | fields))
