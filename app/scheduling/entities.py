@@ -7,18 +7,37 @@ property-checked and benchmarked alone, and the service maps rows to these in on
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from app.scheduling.resources import Resources
 
 
 @dataclass(frozen=True, slots=True)
+class RuntimeLimits:
+    """How long each run of a deployment may or must last.
+
+    `min_runtime`: once started, it cannot be evicted for that long (protection). `max_runtime`:
+    a run that lasts that long is completed. Both count from each start.
+    """
+
+    min_runtime: timedelta | None = None
+    max_runtime: timedelta | None = None
+
+
+NO_LIMITS = RuntimeLimits()
+
+
+@dataclass(frozen=True, slots=True)
 class RunningDeployment:
     """A deployment holding resources.
 
-    `created_at` and `may_preempt` travel with it because an evicted deployment goes back to the
-    queue at its original place and keeps its own right to preempt lower ones.
+    `created_at`, `may_preempt` and `limits` travel with it because an evicted deployment goes back
+    to the queue at its original place and keeps its own rules. `protected_until` is set while its
+    protection holds: no strategy may choose it as a victim. The service clears it in the
+    transaction that reschedules the cluster once the time has passed, so a cluster's state
+    changes only in transactions that run a pass. `stops_at`: when its run reaches
+    `max_runtime`.
     """
 
     id: UUID
@@ -27,6 +46,9 @@ class RunningDeployment:
     started_at: datetime
     created_at: datetime
     may_preempt: bool
+    limits: RuntimeLimits = NO_LIMITS
+    protected_until: datetime | None = None
+    stops_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,17 +64,32 @@ class PendingDeployment:
     resources: Resources
     created_at: datetime
     may_preempt: bool
+    limits: RuntimeLimits = NO_LIMITS
 
     def started(self, now: datetime) -> RunningDeployment:
+        limits = self.limits
         return RunningDeployment(
-            self.id, self.priority, self.resources, now, self.created_at, self.may_preempt
+            self.id,
+            self.priority,
+            self.resources,
+            now,
+            self.created_at,
+            self.may_preempt,
+            limits,
+            None if limits.min_runtime is None else now + limits.min_runtime,
+            None if limits.max_runtime is None else now + limits.max_runtime,
         )
 
 
 def requeued(running: RunningDeployment) -> PendingDeployment:
     """The pending form of an evicted deployment: same priority, same place in the queue."""
     return PendingDeployment(
-        running.id, running.priority, running.resources, running.created_at, running.may_preempt
+        running.id,
+        running.priority,
+        running.resources,
+        running.created_at,
+        running.may_preempt,
+        running.limits,
     )
 
 

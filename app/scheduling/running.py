@@ -6,6 +6,9 @@
    answer is a prefix sum: O(log levels).
 2. "Which candidates, in reprieve order?" is asked only when the answer to 1 is yes, i.e. when
    an eviction will happen; a list sorted by (-priority, started_at, id) answers it with a bisect.
+
+A protected deployment (`protected_until` set) is never a candidate: it is filed under a level
+above every priority, so both answers leave it out while the totals still count what it holds.
 """
 
 from __future__ import annotations
@@ -22,6 +25,14 @@ from app.scheduling.resources import Resources
 
 _Slot = tuple[int, datetime, UUID, RunningDeployment]
 
+# The level of protected deployments: above any priority, so never "strictly lower" than anyone.
+PROTECTED_LEVEL = 1 << 40
+
+
+def eviction_level(run: RunningDeployment) -> int:
+    """The priority a preemptor must exceed to evict `run`."""
+    return run.priority if run.protected_until is None else PROTECTED_LEVEL
+
 
 class RunningSet:
     """Running deployments with per-priority totals; mutated by the scheduler as a pass goes."""
@@ -30,6 +41,7 @@ class RunningSet:
         self, running: Iterable[RunningDeployment], priorities: Iterable[int] = ()
     ) -> None:
         self._by_id: dict[UUID, RunningDeployment] = {}
+        self._protected: dict[UUID, RunningDeployment] = {}
         # Reprieve order: highest priority first, then earliest started, then id. Ids are unique,
         # so tuple comparison never reaches the dataclass in the last slot.
         self._order: list[_Slot] = []
@@ -43,6 +55,8 @@ class RunningSet:
             if run.id in self._by_id:
                 raise ValueError(f"duplicate running deployment {run.id}")
             self._by_id[run.id] = run
+            if run.protected_until is not None:
+                self._protected[run.id] = run
             self._order.append(_slot(run))
             self._account(run, 1)
         self._order.sort()
@@ -64,7 +78,8 @@ class RunningSet:
         return Resources(self._cpu, self._ram, self._gpu)
 
     def lower_total(self, priority: int) -> Resources:
-        """Sum of the resources of running deployments with priority strictly below `priority`."""
+        """Sum of the resources of evictable running deployments with priority strictly below
+        `priority`."""
         index = bisect_left(self._sorted_levels, priority)
         cpu_tree, ram_tree, gpu_tree = self._tree
         cpu = ram = gpu = 0
@@ -76,7 +91,8 @@ class RunningSet:
         return Resources(cpu, ram, gpu)
 
     def lower_in_reprieve_order(self, priority: int) -> Iterator[RunningDeployment]:
-        """Running deployments with priority < `priority`: highest first, earliest started first.
+        """Evictable running deployments with priority < `priority`: highest first, earliest
+        started first.
 
         Lazy (no copy of the candidates): consume it before changing the set.
         """
@@ -85,12 +101,18 @@ class RunningSet:
         return map(_deployment, islice(self._order, start, None))
 
     def priority_totals(self) -> list[tuple[int, Resources]]:
-        """(priority, total resources) for each priority held by a running deployment, ascending."""
+        """(priority, total resources) for each priority held by an evictable running deployment,
+        ascending."""
         return [
             (level, Resources(t[0], t[1], t[2]))
             for level in self._sorted_levels
-            if (t := self._levels[level])[3] > 0
+            if (t := self._levels[level])[3] > 0 and level != PROTECTED_LEVEL
         ]
+
+    def protected_below(self, priority: int) -> list[RunningDeployment]:
+        """Protected deployments of priority strictly below `priority`: those it could evict but
+        for their protection."""
+        return [run for run in self._protected.values() if run.priority < priority]
 
     # -- changing ------------------------------------------------------------------------------
 
@@ -98,18 +120,22 @@ class RunningSet:
         if run.id in self._by_id:
             raise ValueError(f"{run.id} is already running")
         self._by_id[run.id] = run
+        if run.protected_until is not None:
+            self._protected[run.id] = run
         insort(self._order, _slot(run))
-        if run.priority not in self._levels:
-            self._rebuild(set(self._levels) | {run.priority})
+        level = eviction_level(run)
+        if level not in self._levels:
+            self._rebuild(set(self._levels) | {level})
         self._account(run, 1)
-        self._fenwick_add(run.priority, run.resources, 1)
+        self._fenwick_add(level, run.resources, 1)
 
     def remove(self, deployment_id: UUID) -> RunningDeployment:
         run = self._by_id.pop(deployment_id)
+        self._protected.pop(deployment_id, None)
         slot = _slot(run)
         del self._order[bisect_left(self._order, slot)]
         self._account(run, -1)
-        self._fenwick_add(run.priority, run.resources, -1)
+        self._fenwick_add(eviction_level(run), run.resources, -1)
         return run
 
     # -- internals -----------------------------------------------------------------------------
@@ -119,7 +145,7 @@ class RunningSet:
         self._cpu += sign * res.cpu_millis
         self._ram += sign * res.ram_millis
         self._gpu += sign * res.gpu
-        level = self._levels.setdefault(run.priority, [0, 0, 0, 0])
+        level = self._levels.setdefault(eviction_level(run), [0, 0, 0, 0])
         level[0] += sign * res.cpu_millis
         level[1] += sign * res.ram_millis
         level[2] += sign * res.gpu
@@ -158,4 +184,4 @@ _deployment = itemgetter(3)
 
 
 def _slot(run: RunningDeployment) -> _Slot:
-    return (-run.priority, run.started_at, run.id, run)
+    return (-eviction_level(run), run.started_at, run.id, run)

@@ -4,7 +4,7 @@ from the contract's words, and the invariants every pass must keep."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -23,7 +23,7 @@ from app.scheduling import (
     relevance_filter,
     total,
 )
-from app.scheduling.entities import requeued
+from app.scheduling.entities import NO_LIMITS, RuntimeLimits, requeued
 from app.scheduling.ordering import QUEUE
 
 T0 = datetime(2026, 11, 29, tzinfo=UTC)
@@ -55,6 +55,32 @@ resources_st = st.builds(
     st.sampled_from([0, 512, 1000, 2000, 4000]),
     st.sampled_from([0, 0, 0, 1, 2]),
 ).filter(lambda r: not r.is_zero())
+
+
+# Most deployments without limits; some protected for a minute or three, some stopped after a few.
+limits_st = st.one_of(
+    st.just(NO_LIMITS),
+    st.builds(
+        RuntimeLimits,
+        st.sampled_from([None, timedelta(minutes=1), timedelta(minutes=3)]),
+        st.sampled_from([None, timedelta(minutes=2), timedelta(minutes=5)]),
+    ),
+)
+
+
+def sweep(world: World) -> bool:
+    """What the service's sweeper does at `world.clock`: runs past their `stops_at` complete,
+    lapsed protections are cleared. Whether anything changed (the cluster may no longer be at its
+    fixpoint)."""
+    changed = False
+    for run in list(world.running.values()):
+        if run.stops_at is not None and run.stops_at <= world.clock:
+            del world.running[run.id]
+            changed = True
+        elif run.protected_until is not None and run.protected_until <= world.clock:
+            world.running[run.id] = replace(run, protected_until=None)
+            changed = True
+    return changed
 
 
 def world_from_specs(capacity: Resources, running: list[Spec], pending: list[Spec]) -> World:
@@ -93,7 +119,7 @@ def kube_victims(
     newcomer: PendingDeployment, running: Iterable[RunningDeployment], available: Resources
 ) -> list[RunningDeployment]:
     candidates = sorted(
-        (r for r in running if r.priority < newcomer.priority),
+        (r for r in running if r.priority < newcomer.priority and r.protected_until is None),
         key=lambda r: (-r.priority, r.started_at, r.id),
     )
     free = available + total(c.resources for c in candidates)

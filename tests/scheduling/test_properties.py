@@ -26,6 +26,7 @@ from app.scheduling import (
     schedule_incremental,
     total,
 )
+from app.scheduling.entities import RuntimeLimits
 from app.scheduling.fitindex import FitIndex
 from tests.scheduling.oracle import (
     T0,
@@ -35,8 +36,10 @@ from tests.scheduling.oracle import (
     assert_fixpoint,
     assert_preemptions,
     in_memory_fetch,
+    limits_st,
     reference,
     resources_st,
+    sweep,
     world_from_specs,
 )
 
@@ -54,7 +57,11 @@ capacity_st = st.builds(
 def _event(kind: str) -> st.SearchStrategy[tuple[object, ...]]:
     if kind == "create":
         return st.tuples(
-            st.just(kind), st.integers(0, 6), resources_st, st.sampled_from([True, True, False])
+            st.just(kind),
+            st.integers(0, 6),
+            resources_st,
+            st.sampled_from([True, True, False]),
+            limits_st,
         )
     if kind == "grow":
         return st.tuples(st.just(kind), capacity_st)
@@ -73,11 +80,12 @@ def happen(world: World, event: tuple[object, ...]) -> tuple[list[PendingDeploym
     """Apply one event; return the newcomers and whether the cluster is still at its fixpoint."""
     kind = event[0]
     if kind == "create":
-        _, priority, resources, may_preempt = event
+        _, priority, resources, may_preempt, limits = event
         assert isinstance(priority, int) and isinstance(resources, Resources)
+        assert isinstance(limits, RuntimeLimits)
         world.serial += 1
         item = PendingDeployment(
-            UUID(int=world.serial), priority, resources, world.clock, bool(may_preempt)
+            UUID(int=world.serial), priority, resources, world.clock, bool(may_preempt), limits
         )
         world.pending[item.id] = item
         return [item], True
@@ -129,7 +137,9 @@ def test_every_pass_keeps_the_contract(
     for event in events:
         world.clock += timedelta(minutes=1)
         now = world.clock
+        swept = sweep(world)  # as the service's sweeper: deadlines end runs, protections lapse
         newcomers, at_fixpoint = happen(world, event)
+        at_fixpoint = at_fixpoint and not swept
         assert_filter_is_superset(world, strategy, max_bands)
         running = sorted(world.running.values(), key=lambda r: r.id)
         priority_of = {r.id: r.priority for r in running}
@@ -164,6 +174,7 @@ def test_every_pass_keeps_the_contract(
 
         for eviction in full.evicted:
             assert priority_of[eviction.victim_id] < priority_of[eviction.preemptor_id]
+            assert world.running[eviction.victim_id].protected_until is None, "evicted protected"
         apply(world, full, now)
         for eviction in full.evicted:
             assert eviction.preemptor_id in world.running
@@ -174,30 +185,41 @@ def test_every_pass_keeps_the_contract(
 @settings(max_examples=200, deadline=None)
 @given(
     ops=st.lists(
-        st.tuples(st.booleans(), st.integers(-3, 6), resources_st, st.integers(0, 50)), max_size=30
+        st.tuples(
+            st.booleans(), st.integers(-3, 6), resources_st, st.integers(0, 50), st.booleans()
+        ),
+        max_size=30,
     ),
     probe=st.integers(-4, 8),
 )
 def test_running_set_matches_a_scan(
-    ops: list[tuple[bool, int, Resources, int]], probe: int
+    ops: list[tuple[bool, int, Resources, int, bool]], probe: int
 ) -> None:
     live: dict[UUID, RunningDeployment] = {}
     running = RunningSet([], priorities=[0])
-    for serial, (add, priority, resources, minute) in enumerate(ops):
+    for serial, (add, priority, resources, minute, protected) in enumerate(ops):
         if add or not live:
             at = T0 + timedelta(minutes=minute)
-            item = RunningDeployment(UUID(int=serial), priority, resources, at, at, True)
+            until = at + timedelta(minutes=5) if protected else None
+            item = RunningDeployment(
+                UUID(int=serial), priority, resources, at, at, True, protected_until=until
+            )
             live[item.id] = item
             running.add(item)
         else:
             victim = sorted(live)[minute % len(live)]
             del live[victim]
             running.remove(victim)
-        lower = [r for r in live.values() if r.priority < probe]
+        # Protected deployments hold resources but are nobody's candidates.
+        lower = [r for r in live.values() if r.priority < probe and r.protected_until is None]
         assert running.lower_total(probe) == total(r.resources for r in lower)
         expected = sorted(lower, key=lambda r: (-r.priority, r.started_at, r.id))
         assert list(running.lower_in_reprieve_order(probe)) == expected
         assert running.total == total(r.resources for r in live.values())
+        shielded = [r for r in live.values() if r.priority < probe and r.protected_until]
+        assert sorted(running.protected_below(probe), key=lambda r: r.id) == sorted(
+            shielded, key=lambda r: r.id
+        )
 
 
 deployment_st = st.tuples(st.integers(0, 6), resources_st, st.sampled_from([True, True, False]))

@@ -1,0 +1,172 @@
+"""Why a pending deployment is not running, from the scheduler's own arithmetic.
+
+Between passes a cluster is at its fixpoint, so a pending deployment whose dependencies are met
+neither fits in what is free nor can get victims. Which of the scheduler's conditions failed is
+the answer: what is missing, whether evicting every deployment it may evict would make room (the
+strategy's own early-out: if not, no choice of victims can), and whether protected deployments
+are what stands in the way and until when. Like kube-scheduler's "0/3 nodes are available: 3
+Insufficient cpu", but for one pool of capacity, and exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from app.scheduling.entities import PendingDeployment, RunningDeployment
+from app.scheduling.ordering import REPRIEVE
+from app.scheduling.reprieve import deficit, reprieve
+from app.scheduling.resources import Resources, total
+from app.scheduling.running import RunningSet
+from app.scheduling.strategies import Strategy
+
+WAITING_FOR_DEPENDENCIES = "waiting_for_dependencies"
+INSUFFICIENT_RESOURCES = "insufficient_resources"
+PREEMPTION_NOT_ALLOWED = "preemption_not_allowed"
+WAITING_FOR_PROTECTION = "waiting_for_protection"
+FITS = "fits"
+REASONS = (
+    WAITING_FOR_DEPENDENCIES,
+    INSUFFICIENT_RESOURCES,
+    PREEMPTION_NOT_ALLOWED,
+    WAITING_FOR_PROTECTION,
+    FITS,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingExplanation:
+    """`missing`: what must be freed for it to fit (its request minus what is free, per
+    dimension). `fits_if_lower_evicted`: evicting every evictable deployment of strictly lower
+    priority would make room. `preemption_can_help`: that, and it may preempt under the cluster's
+    strategy. `protection_ends_at`: with `waiting_for_protection`, when enough protection has
+    ended for it to make room. `protected_in_the_way`: how many protected deployments it would
+    evict were they not protected (the evictions protection avoids)."""
+
+    reason: str
+    missing: Resources
+    ahead: int
+    ahead_ids: tuple[UUID, ...]
+    unmet_dependencies: tuple[UUID, ...]
+    fits_if_lower_evicted: bool
+    preemption_can_help: bool
+    protection_ends_at: datetime | None
+    protected_in_the_way: int
+
+    @property
+    def message(self) -> str:
+        return _sentence(self)
+
+
+def explain(
+    target: PendingDeployment,
+    capacity: Resources,
+    running: RunningSet,
+    strategy: Strategy,
+    *,
+    ahead: int = 0,
+    ahead_ids: Sequence[UUID] = (),
+    unmet_dependencies: Sequence[UUID] = (),
+) -> PendingExplanation:
+    """Why `target` waits on a cluster of `capacity` where `running` runs."""
+    need = target.resources
+    available = capacity - running.total
+    evictable = available + running.lower_total(target.priority)
+    fits_if_lower_evicted = need.fits_in(evictable)
+    allowed = target.may_preempt and strategy.evicts
+    protected = running.protected_below(target.priority)
+    fits_if_unprotected = need.fits_in(evictable + total(run.resources for run in protected))
+    protection_ends_at, in_the_way = None, 0
+    if allowed and fits_if_unprotected and not fits_if_lower_evicted:
+        protection_ends_at = _room_once_unprotected(need, evictable, protected)
+        in_the_way = _protected_victims(need, available, running, target.priority)
+    if unmet_dependencies:
+        reason = WAITING_FOR_DEPENDENCIES
+    elif need.fits_in(available):
+        reason = FITS
+    elif protection_ends_at is not None:
+        reason = WAITING_FOR_PROTECTION
+    elif fits_if_unprotected and not allowed:
+        reason = PREEMPTION_NOT_ALLOWED
+    else:
+        reason = INSUFFICIENT_RESOURCES
+    return PendingExplanation(
+        reason=reason,
+        missing=deficit(need, available),
+        ahead=ahead,
+        ahead_ids=tuple(ahead_ids),
+        unmet_dependencies=tuple(unmet_dependencies),
+        fits_if_lower_evicted=fits_if_lower_evicted,
+        preemption_can_help=fits_if_lower_evicted and allowed,
+        protection_ends_at=protection_ends_at,
+        protected_in_the_way=in_the_way,
+    )
+
+
+def _room_once_unprotected(
+    need: Resources, evictable: Resources, protected: Sequence[RunningDeployment]
+) -> datetime | None:
+    """The earliest end of protection after which evicting every lower priority makes room."""
+    room = evictable
+    for run in sorted(protected, key=_protection_end):
+        room = room + run.resources
+        if need.fits_in(room):
+            return run.protected_until
+    return None
+
+
+def _protection_end(run: RunningDeployment) -> datetime:
+    assert run.protected_until is not None
+    return run.protected_until
+
+
+def _protected_victims(
+    need: Resources, available: Resources, running: RunningSet, priority: int
+) -> int:
+    """How many protected deployments the `priority` strategy's reprieve would evict if nothing
+    were protected."""
+    candidates = [run for run in running if run.priority < priority]
+    free = available + total(run.resources for run in candidates)
+    in_order = sorted(candidates, key=REPRIEVE.sort_key())
+    victims = reprieve(need, free, in_order) or []
+    return sum(victim.protected_until is not None for victim in victims)
+
+
+def _amount(resources: Resources) -> str:
+    parts = []
+    if resources.cpu_millis:
+        parts.append(f"{resources.cpu_millis / 1000:g} CPU")
+    if resources.ram_millis:
+        parts.append(f"{resources.ram_millis / 1000:g} GiB of RAM")
+    if resources.gpu:
+        parts.append(f"{resources.gpu} GPU")
+    return " and ".join(parts) or "nothing"
+
+
+def _sentence(why: PendingExplanation) -> str:
+    counted = f"{why.ahead} deployment{'s are' if why.ahead != 1 else ' is'}"
+    ahead = f"{'nothing is' if why.ahead == 0 else counted} ahead of it in the queue"
+    if why.reason == WAITING_FOR_DEPENDENCIES:
+        count = len(why.unmet_dependencies)
+        return f"Waiting for {count} dependenc{'ies' if count != 1 else 'y'} to complete."
+    if why.reason == FITS:
+        return f"It fits in what is free and starts at the cluster's next pass; {ahead}."
+    needs = f"Needs {_amount(why.missing)} more than is free; {ahead}; "
+    if why.reason == WAITING_FOR_PROTECTION:
+        assert why.protection_ends_at is not None
+        when = why.protection_ends_at.isoformat().replace("+00:00", "Z")
+        return needs + (
+            "the lower-priority deployments it could evict are protected by their minimum "
+            f"runtime: it can preempt once that protection ends at {when}."
+        )
+    if why.reason == PREEMPTION_NOT_ALLOWED:
+        return needs + (
+            "evicting lower-priority deployments would make room, but its preemption policy "
+            "or the cluster's strategy does not allow it to evict: it waits for room."
+        )
+    return needs + (
+        "evicting every lower-priority deployment would not make room, so preemption cannot "
+        "help: it waits for running deployments to end or for more capacity."
+    )
