@@ -1,6 +1,6 @@
 import enum
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -17,6 +17,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, CreatedAt, UUIDPrimaryKey, utcnow
+from app.scheduling.entities import NO_LIMITS, RuntimeLimits
 from app.scheduling.ordering import QUEUE, REPRIEVE, Order
 from app.scheduling.resources import Resources
 
@@ -69,6 +70,13 @@ class Deployment(UUIDPrimaryKey, CreatedAt, Base):
     created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # Each run: protected from eviction for `min_runtime_seconds`, completed after
+    # `max_runtime_seconds`. While running, `protected_until` (cleared by the sweeper once
+    # passed, in the transaction that reschedules the cluster) and `stops_at`.
+    min_runtime_seconds: Mapped[int | None] = mapped_column(Integer)
+    max_runtime_seconds: Mapped[int | None] = mapped_column(Integer)
+    protected_until: Mapped[datetime | None]
+    stops_at: Mapped[datetime | None]
     # Can the workers serve this running deployment's model? Their verdict since `serving_since`
     # (null: no worker has checked since it started), with an actionable reason when they cannot.
     serving_ready: Mapped[bool | None]
@@ -79,6 +87,11 @@ class Deployment(UUIDPrimaryKey, CreatedAt, Base):
         CheckConstraint("priority >= 0 AND priority <= 1000", name="priority"),
         CheckConstraint("cpu_millis >= 0 AND ram_millis >= 0 AND gpu >= 0", name="resources"),
         CheckConstraint("unmet_dependencies >= 0", name="unmet_dependencies"),
+        CheckConstraint(
+            "(min_runtime_seconds IS NULL OR min_runtime_seconds > 0) AND "
+            "(max_runtime_seconds IS NULL OR max_runtime_seconds > 0)",
+            name="runtime_limits",
+        ),
         # The queue, in scheduling order: only pending deployments whose dependencies are met.
         Index(
             "ix_deployments_queue",
@@ -104,6 +117,19 @@ class Deployment(UUIDPrimaryKey, CreatedAt, Base):
             postgresql_where=text("status = 'pending' AND unmet_dependencies > 0"),
             sqlite_where=text("status = 'pending' AND unmet_dependencies > 0"),
         ),
+        # The sweeper's two questions: which runs reached their deadline, whose protection ended.
+        Index(
+            "ix_deployments_stops_at",
+            "stops_at",
+            postgresql_where=text("status = 'running' AND stops_at IS NOT NULL"),
+            sqlite_where=text("status = 'running' AND stops_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_deployments_protected_until",
+            "protected_until",
+            postgresql_where=text("status = 'running' AND protected_until IS NOT NULL"),
+            sqlite_where=text("status = 'running' AND protected_until IS NOT NULL"),
+        ),
         Index("ix_deployments_cluster_listing", "cluster_id", "created_at", "id"),
         Index("ix_deployments_org_listing", "organization_id", "created_at", "id"),
     )
@@ -115,6 +141,19 @@ class Deployment(UUIDPrimaryKey, CreatedAt, Base):
     @property
     def may_preempt(self) -> bool:
         return self.preemption_policy == PreemptionPolicy.preempt_lower_priority
+
+    @property
+    def limits(self) -> RuntimeLimits:
+        return limits_of(self.min_runtime_seconds, self.max_runtime_seconds)
+
+
+def limits_of(min_seconds: int | None, max_seconds: int | None) -> RuntimeLimits:
+    if min_seconds is None and max_seconds is None:
+        return NO_LIMITS
+    return RuntimeLimits(
+        None if min_seconds is None else timedelta(seconds=min_seconds),
+        None if max_seconds is None else timedelta(seconds=max_seconds),
+    )
 
 
 def sql_order(order: Order, source: Any = None) -> tuple[Any, ...]:

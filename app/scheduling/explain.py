@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final, Literal, get_args
 from uuid import UUID
 
 from app.scheduling.entities import PendingDeployment, RunningDeployment
@@ -22,18 +23,19 @@ from app.scheduling.resources import Resources, total
 from app.scheduling.running import RunningSet
 from app.scheduling.strategies import Strategy
 
-WAITING_FOR_DEPENDENCIES = "waiting_for_dependencies"
-INSUFFICIENT_RESOURCES = "insufficient_resources"
-PREEMPTION_NOT_ALLOWED = "preemption_not_allowed"
-WAITING_FOR_PROTECTION = "waiting_for_protection"
-FITS = "fits"
-REASONS = (
-    WAITING_FOR_DEPENDENCIES,
-    INSUFFICIENT_RESOURCES,
-    PREEMPTION_NOT_ALLOWED,
-    WAITING_FOR_PROTECTION,
-    FITS,
-)
+WAITING_FOR_DEPENDENCIES: Final = "waiting_for_dependencies"
+INSUFFICIENT_RESOURCES: Final = "insufficient_resources"
+PREEMPTION_NOT_ALLOWED: Final = "preemption_not_allowed"
+WAITING_FOR_PROTECTION: Final = "waiting_for_protection"
+FITS: Final = "fits"
+PendingReason = Literal[
+    "waiting_for_dependencies",
+    "insufficient_resources",
+    "preemption_not_allowed",
+    "waiting_for_protection",
+    "fits",
+]
+REASONS: tuple[PendingReason, ...] = get_args(PendingReason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +47,7 @@ class PendingExplanation:
     ended for it to make room. `protected_in_the_way`: how many protected deployments it would
     evict were they not protected (the evictions protection avoids)."""
 
-    reason: str
+    reason: PendingReason
     missing: Resources
     ahead: int
     ahead_ids: tuple[UUID, ...]
@@ -82,6 +84,7 @@ def explain(
     if allowed and fits_if_unprotected and not fits_if_lower_evicted:
         protection_ends_at = _room_once_unprotected(need, evictable, protected)
         in_the_way = _protected_victims(need, available, running, target.priority)
+    reason: PendingReason
     if unmet_dependencies:
         reason = WAITING_FOR_DEPENDENCIES
     elif need.fits_in(available):

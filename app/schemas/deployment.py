@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from app.models.deployment import DeploymentStatus, PreemptionPolicy
+from app.scheduling.explain import PendingReason
 from app.schemas.common import Name, RequestBody
 from app.schemas.resources import ResourcesIn, ResourcesOut
 
@@ -35,6 +36,9 @@ _SOME_RESOURCE: list[JsonValue] = [
     {"properties": {name: {"exclusiveMinimum": 0}}, "required": [name]}
     for name in ("cpu", "ram_gb", "gpu")
 ]
+
+
+RuntimeSeconds = Annotated[int, Field(ge=1, le=31_536_000, strict=True)]
 
 
 class DeploymentIn(RequestBody):
@@ -70,6 +74,19 @@ class DeploymentIn(RequestBody):
         "`never`: it waits in the queue like any other but never evicts anyone (as in "
         "Kubernetes); it can itself be evicted.",
     )
+    min_runtime_seconds: RuntimeSeconds | None = Field(
+        default=None,
+        description="Protection from eviction: once started, no preemptor may evict it until "
+        "it has run this long (each run; 1 to 31,536,000 seconds). A preemptor that needs it "
+        "waits, and its pending explanation says until when. Null: evictable at once.",
+    )
+    max_runtime_seconds: RuntimeSeconds | None = Field(
+        default=None,
+        description="Each run lasts at most this long (1 to 31,536,000 seconds): then it is "
+        'completed automatically (`status_reason: "max_runtime_reached"`, a `completed` '
+        "event saying so). It also lets the scheduler estimate when deployments queued behind "
+        "it start. Null: no limit.",
+    )
     depends_on: list[str] = Field(
         default_factory=list,
         max_length=32,
@@ -89,7 +106,15 @@ class DeploymentIn(RequestBody):
                     "priority": 10,
                     "preemption_policy": "preempt_lower_priority",
                     "depends_on": [],
-                }
+                },
+                {
+                    "name": "nightly-batch",
+                    "model": "mock",
+                    "resources": {"cpu": 8, "ram_gb": 16, "gpu": 1},
+                    "priority": 5,
+                    "min_runtime_seconds": 600,
+                    "max_runtime_seconds": 7200,
+                },
             ]
         }
     )
@@ -104,6 +129,63 @@ class ServingOut(BaseModel):
     )
     reason: str | None = Field(description="What to do when it cannot serve.")
     since: datetime | None = Field(description="When the workers came to this verdict.")
+
+
+class PendingOut(BaseModel):
+    """Why a pending deployment waits, as the scheduler's own arithmetic found it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "reason": "waiting_for_protection",
+                    "message": "Needs 2 CPU and 1 GPU more than is free; 1 deployment is ahead "
+                    "of it in the queue; the lower-priority deployments it could evict are "
+                    "protected by their minimum runtime: it can preempt once that protection "
+                    "ends at 2026-11-29T12:10:00Z.",
+                    "missing": {"cpu": 2.0, "ram_gb": 0.0, "gpu": 1},
+                    "ahead": 1,
+                    "ahead_ids": ["7d1e2f3a-4444-4b5c-8d6e-9f0a1b2c3d4e"],
+                    "unmet_dependencies": [],
+                    "fits_if_lower_priority_evicted": False,
+                    "preemption_can_help": False,
+                    "protection_ends_at": "2026-11-29T12:10:00Z",
+                }
+            ]
+        }
+    )
+
+    reason: PendingReason = Field(
+        description="`waiting_for_dependencies`, `insufficient_resources` (evicting every "
+        "lower-priority deployment would not make room: preemption cannot help), "
+        "`preemption_not_allowed` (evictions would make room, but its `preemption_policy` or "
+        "the cluster's strategy forbids them), `waiting_for_protection` (the deployments it "
+        "could evict are protected by their `min_runtime_seconds`), `fits` (it fits and starts "
+        "at the cluster's next pass; rarely seen)."
+    )
+    message: str = Field(description="The same as a sentence.")
+    missing: ResourcesOut = Field(
+        description="What must be freed for it to fit: its request minus what is free, per "
+        "resource (0 where enough is free)."
+    )
+    ahead: int = Field(description="Deployments ahead of it in the queue (its position - 1).")
+    ahead_ids: list[uuid.UUID] = Field(
+        description="The first of them in the order the scheduler considers them (at most 10)."
+    )
+    unmet_dependencies: list[uuid.UUID] = Field(
+        description="Dependencies not yet completed, in the order first given."
+    )
+    fits_if_lower_priority_evicted: bool = Field(
+        description="Evicting every evictable running deployment of strictly lower priority "
+        "would make room (protected ones do not count)."
+    )
+    preemption_can_help: bool = Field(
+        description="That, and it may evict under its policy and the cluster's strategy."
+    )
+    protection_ends_at: datetime | None = Field(
+        description="With `waiting_for_protection`: when enough protection has ended for its "
+        "evictions to make room."
+    )
 
 
 class DeploymentOut(BaseModel):
@@ -139,6 +221,30 @@ class DeploymentOut(BaseModel):
     )
     serving: ServingOut | None = Field(
         default=None, description="Only while running: can its model answer?"
+    )
+    min_runtime_seconds: int | None = Field(
+        default=None, description="Protection from eviction at each start; null: none."
+    )
+    max_runtime_seconds: int | None = Field(
+        default=None, description="Longest run before it is completed; null: no limit."
+    )
+    protected_until: datetime | None = Field(
+        default=None,
+        description="While running and protected: no preemptor may evict it before this time.",
+    )
+    stops_at: datetime | None = Field(
+        default=None,
+        description="While running with `max_runtime_seconds`: when this run is completed.",
+    )
+    pending: PendingOut | None = Field(
+        default=None, description="Only while pending: why it waits."
+    )
+    estimated_start_at: datetime | None = Field(
+        default=None,
+        description="Only while pending, an **estimate**: when it would start if nothing "
+        "else happened (running deployments end at their `stops_at`, protections at their "
+        "`protected_until`, nothing arrives or ends early). Null when something ahead of it has "
+        "no deadline, while it waits for dependencies, or past the simulation's horizon.",
     )
 
 

@@ -17,7 +17,7 @@ arrival is three statements and the start is placement's.
 
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, insert, literal, select, true, update
+from sqlalchemy import Interval, Select, bindparam, func, insert, literal, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
@@ -27,6 +27,7 @@ from app.db.base import utcnow
 from app.models.cluster import Cluster
 from app.models.deployment import Deployment, DeploymentEvent, DeploymentStatus
 from app.services.locks import COUNT_NEW, lock_cluster_for_new_deployment, refresh_locked
+from app.services.placement.newcomer import deployment_run
 
 _DEPLOYMENT_COLUMNS = list(Deployment.__table__.columns)
 _EVENT = DeploymentEvent.__table__.c
@@ -72,7 +73,12 @@ def _start_statement() -> Select[Any]:
     started = (
         update(Deployment)
         .where(Deployment.id == bindparam("start_deployment"))
-        .values(status=bindparam("start_status"), started_at=bindparam("start_now"))
+        .values(
+            status=bindparam("start_status"),
+            started_at=bindparam("start_now"),
+            protected_until=bindparam("start_protected_until"),
+            stops_at=bindparam("start_stops_at"),
+        )
         .returning(Deployment.id)
         .cte("started")
     )
@@ -119,21 +125,36 @@ def _started_arrival_statement() -> Select[Any]:
     )
     columns = Deployment.__table__.c
     waited = func.clock_timestamp() - func.statement_timestamp()
+    started_at = bindparam("start_now", type_=columns.started_at.type) + waited
     decided = {
         "status": bindparam("start_status", type_=columns.status.type),
-        "started_at": bindparam("start_now", type_=columns.started_at.type) + waited,
+        "started_at": started_at,
+        # Each run's protection and deadline count from its start (NULL + a time is NULL).
+        "protected_until": started_at + bindparam("start_min_runtime", type_=Interval()),
+        "stops_at": started_at + bindparam("start_max_runtime", type_=Interval()),
     }
     values = (decided.get(c.key, _new(c.key)) for c in _DEPLOYMENT_COLUMNS)
     deployment = (
         insert(Deployment)
         .from_select([c.key for c in _DEPLOYMENT_COLUMNS], select(*values).select_from(counted))
-        .returning(Deployment.id, Deployment.created_at, Deployment.started_at)
+        .returning(
+            Deployment.id,
+            Deployment.created_at,
+            Deployment.started_at,
+            Deployment.protected_until,
+            Deployment.stops_at,
+        )
         .cte("inserted")
     )
     created = _event(deployment, "created", deployment.c.created_at).cte("created")
     scheduled = _event(deployment, "scheduled", deployment.c.started_at).cte("scheduled")
     both = counted.join(deployment, true())  # one row each, or none
-    answer = select(*counted.c, deployment.c.started_at.label("started_at")).select_from(both)
+    answer = select(
+        *counted.c,
+        deployment.c.started_at.label("started_at"),
+        deployment.c.protected_until.label("new_protected_until"),
+        deployment.c.stops_at.label("new_stops_at"),
+    ).select_from(both)
     return answer.add_cte(deployment, created, scheduled)
 
 
@@ -187,12 +208,15 @@ async def _arrive_started(
     not fit on the latest row."""
     needed = deployment.resources
     params = params | {f"start_{r}": getattr(needed, r) for r in _RESOURCES}
+    limits = deployment.limits
     params |= {"start_status": RUNNING, "start_now": utcnow()}
+    params |= {"start_min_runtime": limits.min_runtime, "start_max_runtime": limits.max_runtime}
     row = (await conn.execute(_STARTED_ARRIVAL, params)).one_or_none()
     if row is None:
         return False
     refresh_locked(cluster, row)
     deployment.status, deployment.started_at = RUNNING, row.started_at
+    deployment.protected_until, deployment.stops_at = row.new_protected_until, row.new_stops_at
     SCHEDULING_DECISIONS.labels("started").inc()
     return True
 
@@ -203,10 +227,13 @@ async def _start(db: AsyncSession, cluster: Cluster, deployment: Deployment) -> 
     `place_newcomer` would make it."""
     now = utcnow()
     needed = deployment.resources
+    run = deployment_run(deployment, now)
     params: dict[str, Any] = {"start_deployment": deployment.id, "start_cluster": cluster.id}
+    params |= {"start_protected_until": run.protected_until, "start_stops_at": run.stops_at}
     params |= {"start_status": RUNNING, "start_now": now, "no_detail": _NO_DETAIL}
     params |= {f"start_{r}": getattr(needed, r) for r in _RESOURCES}
     conn = await db.connection()
     refresh_locked(cluster, (await conn.execute(_START, params)).one())
     deployment.status, deployment.started_at = RUNNING, now  # clean once made detached
+    deployment.protected_until, deployment.stops_at = run.protected_until, run.stops_at
     SCHEDULING_DECISIONS.labels("started").inc()

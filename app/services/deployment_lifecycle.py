@@ -20,7 +20,7 @@ from app.services.deployment_events import record
 from app.services.deployment_failures import fail
 from app.services.deployment_views import DeploymentView, views
 from app.services.locks import lock_clusters, lock_organization
-from app.services.placement.statements import pending_of
+from app.services.placement.statements import PENDING_RETURNING, pending_of
 from app.services.prediction_states import end_for_deployments
 from app.services.tenancy import Scoped
 
@@ -102,17 +102,7 @@ async def _release_dependents(
                 update(Deployment)
                 .where(Deployment.id.in_(dependent_ids))
                 .values(unmet_dependencies=Deployment.unmet_dependencies - 1)
-                .returning(
-                    Deployment.id,
-                    Deployment.cluster_id,
-                    Deployment.unmet_dependencies,
-                    Deployment.priority,
-                    Deployment.cpu_millis,
-                    Deployment.ram_millis,
-                    Deployment.gpu,
-                    Deployment.created_at,
-                    Deployment.preemption_policy,
-                )
+                .returning(Deployment.cluster_id, Deployment.unmet_dependencies, *PENDING_RETURNING)
             )
         ).all()
         for row in rows:

@@ -1,4 +1,5 @@
-"""Reading deployments: views with `depends_on` and `queue_position`, lists, events, counts."""
+"""Reading deployments: views with `depends_on`, `queue_position` and, while pending, why and
+until when (`scheduling_insight`); lists, events, counts."""
 
 import uuid
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from app.models.deployment import (
     DeploymentStatus,
 )
 from app.services.pagination import Page, paginate
+from app.services.scheduling_insight import Insight, insights
 from app.services.tenancy import Scoped
 
 PENDING, RUNNING = DeploymentStatus.pending, DeploymentStatus.running
@@ -38,6 +40,7 @@ class DeploymentView:
     deployment: Deployment
     depends_on: list[uuid.UUID]
     queue_position: int | None
+    insight: Insight | None = None  # while pending
 
     @property
     def status_reason(self) -> str | None:
@@ -65,7 +68,11 @@ async def views(db: AsyncSession, deployments: Sequence[Deployment]) -> list[Dep
     positions = await _queue_positions(
         db, [d for d in deployments if d.status == PENDING and d.unmet_dependencies == 0]
     )
-    return [DeploymentView(d, depends.get(d.id, []), positions.get(d.id)) for d in deployments]
+    found = await insights(db, deployments, positions)
+    return [
+        DeploymentView(d, depends.get(d.id, []), positions.get(d.id), found.get(d.id))
+        for d in deployments
+    ]
 
 
 # Counting more rows ahead than this, a deployment is ranked from the end of the queue instead.

@@ -26,6 +26,7 @@ from app.services.deployment_arrival import arrive
 from app.services.deployment_failures import fail
 from app.services.deployment_views import DeploymentView, queue_position_of
 from app.services.locks import lock_organization
+from app.services.scheduling_insight import insights
 from app.services.tenancy import Scoped, parse_id
 
 PENDING = DeploymentStatus.pending
@@ -39,6 +40,8 @@ class NewDeployment:
     priority: int
     preemption_policy: PreemptionPolicy
     depends_on: Sequence[str]
+    min_runtime_seconds: int | None = None
+    max_runtime_seconds: int | None = None
 
 
 def _unknown_dependency(message: str) -> Unprocessable:
@@ -134,6 +137,10 @@ def _new_deployment(
         serving_ready=None,
         serving_reason=None,
         serving_since=None,
+        min_runtime_seconds=new.min_runtime_seconds,
+        max_runtime_seconds=new.max_runtime_seconds,
+        protected_until=None,
+        stops_at=None,
         created_at=now,
     )
 
@@ -142,10 +149,15 @@ async def _view_of_new(
     db: AsyncSession, deployment: Deployment, dependency_ids: list[uuid.UUID]
 ) -> DeploymentView:
     """Its dependencies are known; only a queued newcomer has a queue position to look up."""
-    position = None
-    if deployment.status == PENDING and deployment.unmet_dependencies == 0:
-        position = await queue_position_of(db, deployment)
-    return DeploymentView(deployment, dependency_ids, position)
+    if deployment.status != PENDING:
+        return DeploymentView(deployment, dependency_ids, None)
+    positions = {}
+    if deployment.unmet_dependencies == 0:
+        positions[deployment.id] = await queue_position_of(db, deployment)
+    found = await insights(db, [deployment], positions)
+    return DeploymentView(
+        deployment, dependency_ids, positions.get(deployment.id), found.get(deployment.id)
+    )
 
 
 async def _dependency_statuses(

@@ -15,11 +15,15 @@ from sqlalchemy.orm import Session
 from app.core.metrics import SCHEDULING_DECISIONS
 from app.models.cluster import Cluster
 from app.models.deployment import Deployment, DeploymentStatus
-from app.scheduling import Eviction, PendingDeployment, get_strategy
+from app.scheduling import Eviction, RunningDeployment, get_strategy
 from app.scheduling.reprieve import deficit, settles, victims_in_tail
 from app.services.deployment_events import record
 from app.services.placement.passes import Known, evict, reschedule
-from app.services.placement.statements import lower_priority_total, tail_candidates
+from app.services.placement.statements import (
+    lower_priority_total,
+    pending_of_deployment,
+    tail_candidates,
+)
 
 # Priorities are 0 .. 1000 (a check constraint): nothing runs below 0.
 _LOWEST_PRIORITY = 0
@@ -38,9 +42,7 @@ def place_newcomer(
     strategy = get_strategy(cluster.preemption_strategy)
     if not strategy.evicts:
         return
-    newcomer = PendingDeployment(
-        deployment.id, deployment.priority, needed, deployment.created_at, True
-    )
+    newcomer = pending_of_deployment(deployment)
     if not strategy.victims_from_tail:
         below = lower_priority_total(session, cluster.id, deployment.priority)
         if needed.fits_in(available + below):
@@ -58,12 +60,19 @@ def place_newcomer(
     _start(session, cluster, deployment, now)
 
 
+def deployment_run(deployment: Deployment, now: datetime) -> RunningDeployment:
+    """`deployment` as the scheduler would start it at `now` (its protection and deadline)."""
+    return pending_of_deployment(deployment).started(now)
+
+
 def _start(session: Session, cluster: Cluster, deployment: Deployment, now: datetime) -> None:
+    run = deployment_run(deployment, now)
     deployment.status, deployment.status_reason, deployment.started_at = (
         DeploymentStatus.running,
         None,
         now,
     )
+    deployment.protected_until, deployment.stops_at = run.protected_until, run.stops_at
     deployment.serving_ready = deployment.serving_reason = deployment.serving_since = None
     cluster.allocated = cluster.allocated + deployment.resources
     cluster.pending_count -= 1

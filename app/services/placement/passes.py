@@ -11,7 +11,7 @@ from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
 from app.core.metrics import PREEMPTIONS, SCHEDULING_DECISIONS
@@ -26,19 +26,32 @@ from app.scheduling import (
     get_strategy,
     schedule_incremental,
 )
+from app.scheduling.entities import NO_LIMITS, RuntimeLimits
 from app.services.deployment_events import record
 from app.services.deployment_failures import fail
 from app.services.placement.statements import EVICT, fetch_relevant, load_running
 
+STAMP_LIMITS = (
+    update(Deployment)
+    .where(Deployment.id == bindparam("started_id"))
+    .values(protected_until=bindparam("until"), stops_at=bindparam("stops"))
+)
+
 
 @dataclass
 class Known:
-    """Resources of every deployment the pass was handed, to apply its decision by id."""
+    """Resources (and runtime limits, where set) of every deployment the pass was handed, to
+    apply its decision by id."""
 
     resources: dict[uuid.UUID, Resources] = field(default_factory=dict)
+    limits: dict[uuid.UUID, RuntimeLimits] = field(default_factory=dict)
 
-    def add(self, deployment_id: uuid.UUID, resources: Resources) -> None:
+    def add(
+        self, deployment_id: uuid.UUID, resources: Resources, limits: RuntimeLimits = NO_LIMITS
+    ) -> None:
         self.resources[deployment_id] = resources
+        if limits is not NO_LIMITS:
+            self.limits[deployment_id] = limits
 
 
 def reschedule(
@@ -54,15 +67,15 @@ def reschedule(
     known = Known()
     running = load_running(session, cluster.id)
     for item in running:
-        known.add(item.id, item.resources)
+        known.add(item.id, item.resources, item.limits)
     arriving = list(newcomers)
     for newcomer in arriving:
-        known.add(newcomer.id, newcomer.resources)
+        known.add(newcomer.id, newcomer.resources, newcomer.limits)
 
     def fetch(flt: RelevanceFilter, seen: Set[uuid.UUID]) -> list[PendingDeployment]:
         page = fetch_relevant(session, cluster.id, flt, seen)
         for item in page:
-            known.add(item.id, item.resources)
+            known.add(item.id, item.resources, item.limits)
         return page
 
     decision = schedule_incremental(
@@ -111,6 +124,23 @@ def evict(
     PREEMPTIONS.inc(len(evicted))
 
 
+def _stamp_limits(session: Session, started: list[uuid.UUID], known: Known, now: datetime) -> None:
+    """The protection and deadline of each started deployment that has runtime limits."""
+    if not started:
+        return
+    rows = []
+    for deployment_id in started:
+        limits = known.limits[deployment_id]
+        rows.append(
+            {
+                "started_id": deployment_id,
+                "until": None if limits.min_runtime is None else now + limits.min_runtime,
+                "stops": None if limits.max_runtime is None else now + limits.max_runtime,
+            }
+        )
+    session.connection().execute(STAMP_LIMITS, rows)
+
+
 def _apply(
     session: Session, cluster: Cluster, decision: Decision, known: Known, now: datetime
 ) -> None:
@@ -125,6 +155,7 @@ def _apply(
             # Unknown until a worker checks the model for this run.
             .values(serving_ready=None, serving_reason=None, serving_since=None)
         )
+        _stamp_limits(session, [i for i in decision.started if i in known.limits], known, now)
         for started in decision.started:
             record(session, started, "scheduled", now)
         cluster.allocated = cluster.allocated + Resources.sum(

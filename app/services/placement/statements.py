@@ -20,6 +20,7 @@ from app.models.deployment import (
     Deployment,
     DeploymentStatus,
     PreemptionPolicy,
+    limits_of,
     sql_order,
 )
 from app.scheduling import PendingDeployment, RelevanceFilter, Resources, RunningDeployment
@@ -37,7 +38,34 @@ def pending_of(row: Any) -> PendingDeployment:
         Resources(row.cpu_millis, row.ram_millis, row.gpu),
         row.created_at,
         row.preemption_policy == PreemptionPolicy.preempt_lower_priority,
+        limits_of(row.min_runtime_seconds, row.max_runtime_seconds),
     )
+
+
+def pending_of_deployment(deployment: Deployment) -> PendingDeployment:
+    """A deployment row loaded as an ORM object, as the scheduler sees it pending."""
+    return PendingDeployment(
+        deployment.id,
+        deployment.priority,
+        deployment.resources,
+        deployment.created_at,
+        deployment.may_preempt,
+        deployment.limits,
+    )
+
+
+# What `pending_of` reads, for the RETURNING clauses that feed it.
+PENDING_RETURNING = (
+    Deployment.id,
+    Deployment.priority,
+    Deployment.cpu_millis,
+    Deployment.ram_millis,
+    Deployment.gpu,
+    Deployment.created_at,
+    Deployment.preemption_policy,
+    Deployment.min_runtime_seconds,
+    Deployment.max_runtime_seconds,
+)
 
 
 # Computed in SQL, so that rows carry a plain bool instead of an enum to convert.
@@ -54,8 +82,12 @@ _RUNNING_COLUMNS = (
     Deployment.started_at,
     Deployment.created_at,
     _MAY_PREEMPT,
+    Deployment.min_runtime_seconds,
+    Deployment.max_runtime_seconds,
+    Deployment.protected_until,
+    Deployment.stops_at,
 )
-_PENDING_COLUMNS = (
+QUEUE_COLUMNS = (
     Deployment.id,
     Deployment.priority,
     Deployment.cpu_millis,
@@ -63,6 +95,8 @@ _PENDING_COLUMNS = (
     Deployment.gpu,
     Deployment.created_at,
     _MAY_PREEMPT,
+    Deployment.min_runtime_seconds,
+    Deployment.max_runtime_seconds,
 )
 _CLUSTER = bindparam("cluster_id", type_=Deployment.cluster_id.type)
 _PRIORITY = bindparam("priority", type_=Deployment.priority.type)
@@ -70,12 +104,17 @@ _CPU = bindparam("cpu", type_=Deployment.cpu_millis.type)
 _RAM = bindparam("ram", type_=Deployment.ram_millis.type)
 _GPU = bindparam("gpu", type_=Deployment.gpu.type)
 
-_LOAD_RUNNING = select(*_RUNNING_COLUMNS).where(
+LOAD_RUNNING = select(*_RUNNING_COLUMNS).where(
     Deployment.cluster_id == _CLUSTER, Deployment.status == RUNNING
 )
 
-# Preemption candidates of a newcomer: running, strictly lower priority; read lowest first.
-_CANDIDATES = (Deployment.cluster_id == _CLUSTER, Deployment.status == RUNNING)
+# Preemption candidates of a newcomer: running, not protected, strictly lower priority; read
+# lowest first.
+_CANDIDATES = (
+    Deployment.cluster_id == _CLUSTER,
+    Deployment.status == RUNNING,
+    Deployment.protected_until.is_(None),
+)
 # The first page of them: nearly always enough to find the tail (`reprieve.tail_length`).
 _TAIL_PAGE = 16
 _TAIL_FIRST_PAGE = (
@@ -119,6 +158,10 @@ def _tail_everything() -> Select[*tuple[Any, ...]]:
             c.started_at,
             c.created_at,
             c.may_preempt,
+            c.min_runtime_seconds,
+            c.max_runtime_seconds,
+            c.protected_until,
+            c.stops_at,
         )
         .where(
             c.all_cpu >= _CPU,
@@ -149,26 +192,41 @@ EVICT = (
         status=PENDING,
         status_reason="preempted",
         preemption_count=Deployment.preemption_count + 1,
+        protected_until=None,
+        stops_at=None,
     )
 )
 
 
 def running_of(row: Any) -> RunningDeployment:
     return RunningDeployment(
-        row[0], row[1], Resources(row[2], row[3], row[4]), row[5], row[6], bool(row[7])
+        row[0],
+        row[1],
+        Resources(row[2], row[3], row[4]),
+        row[5],
+        row[6],
+        bool(row[7]),
+        limits_of(row[8], row[9]),
+        row[10],
+        row[11],
     )
 
 
-def _pending_of_row(row: Any) -> PendingDeployment:
+def pending_of_row(row: Any) -> PendingDeployment:
     return PendingDeployment(
-        row[0], row[1], Resources(row[2], row[3], row[4]), row[5], bool(row[6])
+        row[0],
+        row[1],
+        Resources(row[2], row[3], row[4]),
+        row[5],
+        bool(row[6]),
+        limits_of(row[7], row[8]),
     )
 
 
 def load_running(session: Session, cluster_id: uuid.UUID) -> list[RunningDeployment]:
     return [
         running_of(row)
-        for row in session.connection().execute(_LOAD_RUNNING, {"cluster_id": cluster_id})
+        for row in session.connection().execute(LOAD_RUNNING, {"cluster_id": cluster_id})
     ]
 
 
@@ -202,7 +260,7 @@ def _fetch_statement(flt: RelevanceFilter) -> Select[*tuple[Any, ...]]:
         for i, bounded in enumerate(shape)
     ]
     stmt = (
-        select(*_PENDING_COLUMNS)
+        select(*QUEUE_COLUMNS)
         .where(
             Deployment.cluster_id == _CLUSTER,
             Deployment.status == PENDING,
@@ -241,7 +299,7 @@ def fetch_relevant(
             params[f"b{i}_max"] = band.priority_max
         _put(params, f"b{i}", band.max_resources)
     return [
-        _pending_of_row(row) for row in session.connection().execute(_fetch_statement(flt), params)
+        pending_of_row(row) for row in session.connection().execute(_fetch_statement(flt), params)
     ]
 
 

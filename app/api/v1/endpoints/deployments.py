@@ -16,8 +16,9 @@ from app.api.deps import (
 )
 from app.api.exact_numbers import ExactNumbersRoute
 from app.models.deployment import DeploymentStatus
+from app.scheduling.explain import PendingExplanation
 from app.schemas.common import error_responses
-from app.schemas.deployment import DeploymentIn, DeploymentOut, EventOut, ServingOut
+from app.schemas.deployment import DeploymentIn, DeploymentOut, EventOut, PendingOut, ServingOut
 from app.schemas.resources import ResourcesOut
 from app.services import deployment_lifecycle, deployment_views
 from app.services import deployments as deployment_service
@@ -30,6 +31,7 @@ StatusFilter = Annotated[DeploymentStatus | None, Query(description="Only this s
 
 def deployment_out(view: DeploymentView) -> DeploymentOut:
     d = view.deployment
+    running = d.status == DeploymentStatus.running
     return DeploymentOut(
         id=d.id,
         organization_id=d.organization_id,
@@ -49,8 +51,28 @@ def deployment_out(view: DeploymentView) -> DeploymentOut:
         started_at=d.started_at,
         finished_at=d.finished_at,
         serving=ServingOut(ready=d.serving_ready, reason=d.serving_reason, since=d.serving_since)
-        if d.status == DeploymentStatus.running
+        if running
         else None,
+        min_runtime_seconds=d.min_runtime_seconds,
+        max_runtime_seconds=d.max_runtime_seconds,
+        protected_until=d.protected_until if running else None,
+        stops_at=d.stops_at if running else None,
+        pending=pending_out(view.insight.pending) if view.insight else None,
+        estimated_start_at=view.insight.estimated_start_at if view.insight else None,
+    )
+
+
+def pending_out(why: PendingExplanation) -> PendingOut:
+    return PendingOut(
+        reason=why.reason,
+        message=why.message,
+        missing=ResourcesOut.of(why.missing),
+        ahead=why.ahead,
+        ahead_ids=list(why.ahead_ids),
+        unmet_dependencies=list(why.unmet_dependencies),
+        fits_if_lower_priority_evicted=why.fits_if_lower_evicted,
+        preemption_can_help=why.preemption_can_help,
+        protection_ends_at=why.protection_ends_at,
     )
 
 
@@ -79,6 +101,8 @@ async def create_deployment(
         priority=body.priority,
         preemption_policy=body.preemption_policy,
         depends_on=body.depends_on,
+        min_runtime_seconds=body.min_runtime_seconds,
+        max_runtime_seconds=body.max_runtime_seconds,
     )
     return deployment_out(await deployment_service.create(db, access, user.id, new))
 

@@ -1,0 +1,174 @@
+"""Why pending deployments wait and when they would start, for the views that show them.
+
+The answers come from the pure scheduler (`app.scheduling.explain`, `app.scheduling.forecast`)
+fed with the cluster's state as this transaction sees it. Per cluster on the page: its row, its
+running set, the head of its queue (the ids shown as ahead), and, only when some running
+deployment has a deadline or a protection (otherwise nothing ever changes on its own and every
+estimate is null), the queue itself for the simulation.
+"""
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.base import utcnow
+from app.models.cluster import Cluster
+from app.models.deployment import (
+    QUEUE_ORDER_BY,
+    Deployment,
+    DeploymentDependency,
+    DeploymentStatus,
+)
+from app.scheduling import RunningDeployment, RunningSet, get_strategy
+from app.scheduling.explain import PendingExplanation, explain
+from app.scheduling.forecast import estimate_starts
+from app.services.placement.statements import (
+    LOAD_RUNNING,
+    QUEUE_COLUMNS,
+    pending_of_deployment,
+    pending_of_row,
+    running_of,
+)
+
+PENDING, COMPLETED = DeploymentStatus.pending, DeploymentStatus.completed
+# Ids shown as ahead of a deployment: the head of its queue, the ones that go first.
+AHEAD_IDS = 10
+# A queue longer than this is not simulated (its estimates are null): the answer must stay cheap.
+FORECAST_QUEUE_LIMIT = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Insight:
+    pending: PendingExplanation
+    estimated_start_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterState:
+    cluster: Cluster
+    running: list[RunningDeployment]
+
+    @property
+    def changes_on_its_own(self) -> bool:
+        return any(r.stops_at is not None or r.protected_until is not None for r in self.running)
+
+
+async def cluster_state(db: AsyncSession, cluster_id: uuid.UUID) -> ClusterState | None:
+    cluster = await db.get(Cluster, cluster_id)
+    if cluster is None:
+        return None
+    conn = await db.connection()
+    running = [
+        running_of(row) for row in await conn.execute(LOAD_RUNNING, {"cluster_id": cluster_id})
+    ]
+    return ClusterState(cluster, running)
+
+
+async def insights(
+    db: AsyncSession, deployments: Sequence[Deployment], positions: dict[uuid.UUID, int]
+) -> dict[uuid.UUID, Insight]:
+    """An insight for each pending deployment among `deployments`; `positions` are the queue
+    positions of those whose dependencies are met."""
+    waiting = [d for d in deployments if d.status == PENDING]
+    if not waiting:
+        return {}
+    unmet = await _unmet_dependencies(db, [d.id for d in waiting if d.unmet_dependencies])
+    found: dict[uuid.UUID, Insight] = {}
+    for cluster_id in sorted({d.cluster_id for d in waiting}):
+        state = await cluster_state(db, cluster_id)
+        if state is None:
+            continue
+        here = [d for d in waiting if d.cluster_id == cluster_id]
+        found |= await _for_cluster(db, state, here, positions, unmet)
+    return found
+
+
+async def _for_cluster(
+    db: AsyncSession,
+    state: ClusterState,
+    deployments: list[Deployment],
+    positions: dict[uuid.UUID, int],
+    unmet: dict[uuid.UUID, list[uuid.UUID]],
+) -> dict[uuid.UUID, Insight]:
+    cluster = state.cluster
+    strategy = get_strategy(cluster.preemption_strategy)
+    queued = [d for d in deployments if d.id in positions]
+    head = await _queue_head(db, cluster.id) if queued else []
+    estimates = await _estimates(db, state, queued) if queued else {}
+    running = RunningSet(state.running)
+    found = {}
+    for deployment in deployments:
+        ahead = positions.get(deployment.id, 1) - 1
+        why = explain(
+            pending_of_deployment(deployment),
+            cluster.capacity,
+            running,
+            strategy,
+            ahead=ahead,
+            ahead_ids=head[:ahead],
+            unmet_dependencies=unmet.get(deployment.id, ()),
+        )
+        found[deployment.id] = Insight(why, estimates.get(deployment.id))
+    return found
+
+
+async def _estimates(
+    db: AsyncSession, state: ClusterState, queued: list[Deployment]
+) -> dict[uuid.UUID, datetime]:
+    cluster = state.cluster
+    if not state.changes_on_its_own or cluster.pending_count > FORECAST_QUEUE_LIMIT:
+        return {}
+    conn = await db.connection()
+    rows = await conn.execute(
+        select(*QUEUE_COLUMNS)
+        .where(
+            Deployment.cluster_id == cluster.id,
+            Deployment.status == PENDING,
+            Deployment.unmet_dependencies == 0,
+        )
+        .order_by(*QUEUE_ORDER_BY)
+    )
+    return estimate_starts(
+        cluster.capacity,
+        state.running,
+        [pending_of_row(row) for row in rows],
+        get_strategy(cluster.preemption_strategy),
+        utcnow(),
+        wanted={d.id for d in queued},
+    )
+
+
+async def _queue_head(db: AsyncSession, cluster_id: uuid.UUID) -> list[uuid.UUID]:
+    rows = await db.execute(
+        select(Deployment.id)
+        .where(
+            Deployment.cluster_id == cluster_id,
+            Deployment.status == PENDING,
+            Deployment.unmet_dependencies == 0,
+        )
+        .order_by(*QUEUE_ORDER_BY)
+        .limit(AHEAD_IDS)
+    )
+    return [row[0] for row in rows]
+
+
+async def _unmet_dependencies(
+    db: AsyncSession, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    wanted = list(ids)
+    if not wanted:
+        return {}
+    rows = await db.execute(
+        select(DeploymentDependency.deployment_id, DeploymentDependency.depends_on_id)
+        .join(Deployment, Deployment.id == DeploymentDependency.depends_on_id)
+        .where(DeploymentDependency.deployment_id.in_(wanted), Deployment.status != COMPLETED)
+        .order_by(DeploymentDependency.deployment_id, DeploymentDependency.position)
+    )
+    unmet: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for deployment_id, depends_on_id in rows:
+        unmet.setdefault(deployment_id, []).append(depends_on_id)
+    return unmet
