@@ -36,6 +36,19 @@ NOTIFICATIONS = Counter(
     ["channel"],
 )
 PREEMPTIONS = Counter("mlops_preemptions_total", "Running deployments evicted by preemption.")
+TIME_TO_START = Histogram(
+    "mlops_deployment_time_to_start_seconds",
+    "Time from a deployment's creation to its first start.",
+    buckets=(0.01, 0.1, 1, 10, 60, 300, 900, 3600, 4 * 3600, 24 * 3600),
+)
+EVICTIONS_AVOIDED = Counter(
+    "mlops_evictions_avoided_by_protection_total",
+    "Evictions a newcomer would have made but for the victims' minimum runtime (it waited).",
+)
+RUNTIME_ENDED = Counter(
+    "mlops_deployments_max_runtime_reached_total",
+    "Running deployments completed because their run reached max_runtime_seconds.",
+)
 PREDICTIONS = Counter(
     "mlops_predictions_total", "Predictions finished, by model and outcome.", ["model", "status"]
 )

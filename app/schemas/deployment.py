@@ -264,3 +264,60 @@ class EventOut(BaseModel):
     at: datetime
     type: str
     detail: dict[str, Any]
+
+
+class VictimOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    priority: int
+    preempted_by: uuid.UUID = Field(
+        description="The deployment whose start evicts it: the one submitted, or, in a chain, "
+        "one that its evictions let start."
+    )
+
+
+class DryRunOut(BaseModel):
+    """What creating the deployment would do now; nothing was written."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "dry_run": True,
+                    "would_start": True,
+                    "status": "running",
+                    "status_reason": None,
+                    "queue_position": None,
+                    "evicts": [
+                        {
+                            "id": "7d1e2f3a-4444-4b5c-8d6e-9f0a1b2c3d4e",
+                            "name": "batch-low",
+                            "priority": 1,
+                            "preempted_by": "00000000-0000-0000-0000-000000000000",
+                        }
+                    ],
+                    "pending": None,
+                    "estimated_start_at": None,
+                }
+            ]
+        }
+    )
+
+    dry_run: bool = Field(default=True, description="Always true: nothing was written.")
+    would_start: bool = Field(description="It would be `running` right after its creation.")
+    status: DeploymentStatus = Field(
+        description="Its status right after creation: `running`, `pending` or `failed`."
+    )
+    status_reason: str | None = Field(description="As `status_reason` of a deployment.")
+    queue_position: int | None = Field(
+        description="The position it would take in its cluster's queue (pending, dependencies "
+        "met); null otherwise."
+    )
+    evicts: list[VictimOut] = Field(
+        description="The running deployments its creation would evict, in eviction order. The "
+        "submitted deployment has no id yet: `preempted_by` is the nil UUID for it."
+    )
+    pending: PendingOut | None = Field(description="Why it would wait; null if it would start.")
+    estimated_start_at: datetime | None = Field(
+        description="As on a pending deployment: an estimate, null when none can be made."
+    )

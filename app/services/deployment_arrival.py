@@ -18,14 +18,14 @@ arrival is three statements and the start is placement's.
 from typing import Any
 
 from sqlalchemy import Interval, Select, bindparam, func, insert, literal, select, true, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
 from app.core.errors import not_found
-from app.core.metrics import SCHEDULING_DECISIONS
 from app.db.base import utcnow
 from app.models.cluster import Cluster
 from app.models.deployment import Deployment, DeploymentEvent, DeploymentStatus
+from app.services.decision_metrics import count_decisions, first_starts
 from app.services.locks import COUNT_NEW, lock_cluster_for_new_deployment, refresh_locked
 from app.services.placement.newcomer import deployment_run
 
@@ -182,7 +182,7 @@ async def arrive(
         params |= {"cluster_id": cluster.id, "no_detail": _NO_DETAIL}
         # The row loaded without a lock says whether it probably fits; the statement decides.
         if may_start and deployment.resources.fits_in(cluster.available):
-            started = await _arrive_started(conn, cluster, deployment, params)
+            started = await _arrive_started(db, cluster, deployment, params)
         if not started:
             row = (await conn.execute(_ARRIVAL, params)).one_or_none()
             if row is None:
@@ -202,7 +202,7 @@ async def arrive(
 
 
 async def _arrive_started(
-    conn: AsyncConnection, cluster: Cluster, deployment: Deployment, params: dict[str, Any]
+    db: AsyncSession, cluster: Cluster, deployment: Deployment, params: dict[str, Any]
 ) -> bool:
     """The one-statement arrival of a newcomer that fits; False (nothing written) if it does
     not fit on the latest row."""
@@ -211,13 +211,15 @@ async def _arrive_started(
     limits = deployment.limits
     params |= {"start_status": RUNNING, "start_now": utcnow()}
     params |= {"start_min_runtime": limits.min_runtime, "start_max_runtime": limits.max_runtime}
-    row = (await conn.execute(_STARTED_ARRIVAL, params)).one_or_none()
+    session = db.sync_session
+    row = (await (await db.connection()).execute(_STARTED_ARRIVAL, params)).one_or_none()
     if row is None:
         return False
     refresh_locked(cluster, row)
     deployment.status, deployment.started_at = RUNNING, row.started_at
     deployment.protected_until, deployment.stops_at = row.new_protected_until, row.new_stops_at
-    SCHEDULING_DECISIONS.labels("started").inc()
+    count_decisions(session, "started")
+    first_starts(session, [deployment.created_at], row.started_at)
     return True
 
 
@@ -236,4 +238,5 @@ async def _start(db: AsyncSession, cluster: Cluster, deployment: Deployment) -> 
     refresh_locked(cluster, (await conn.execute(_START, params)).one())
     deployment.status, deployment.started_at = RUNNING, now  # clean once made detached
     deployment.protected_until, deployment.stops_at = run.protected_until, run.stops_at
-    SCHEDULING_DECISIONS.labels("started").inc()
+    count_decisions(db.sync_session, "started")
+    first_starts(db.sync_session, [deployment.created_at], now)

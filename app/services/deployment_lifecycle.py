@@ -28,20 +28,45 @@ PENDING, RUNNING = DeploymentStatus.pending, DeploymentStatus.running
 COMPLETED, CANCELLED = DeploymentStatus.completed, DeploymentStatus.cancelled
 # The statuses each ending may leave; any other is 409 invalid_transition.
 ENDS_FROM = {COMPLETED: (RUNNING,), CANCELLED: (PENDING, RUNNING)}
+MAX_RUNTIME_REACHED = "max_runtime_reached"
 
 
 async def complete(db: AsyncSession, access: Scoped[Deployment]) -> DeploymentView:
-    return await _end(db, access, COMPLETED)
+    ended = await _end(db, access.row, COMPLETED)
+    assert ended is not None
+    return await _view(db, ended)
 
 
 async def cancel(db: AsyncSession, access: Scoped[Deployment]) -> DeploymentView:
-    return await _end(db, access, CANCELLED)
+    ended = await _end(db, access.row, CANCELLED, by=access.user_id)
+    assert ended is not None
+    return await _view(db, ended)
+
+
+async def complete_at_deadline(db: AsyncSession, deployment: Deployment) -> bool:
+    """The sweeper's completion of a run that reached its `max_runtime_seconds`: under the same
+    locks as any ending, and only if that run is still the one running and its deadline has
+    passed (another process may have completed it, or it was evicted and started again since).
+    Whether it was completed here."""
+    ended = await _end(db, deployment, COMPLETED, deadline=utcnow())
+    return ended is not None
+
+
+async def _view(db: AsyncSession, deployment: Deployment) -> DeploymentView:
+    return (await views(db, [deployment]))[0]
 
 
 async def _end(
-    db: AsyncSession, access: Scoped[Deployment], outcome: DeploymentStatus
-) -> DeploymentView:
-    org_id, deployment_id = access.row.organization_id, access.row.id
+    db: AsyncSession,
+    row: Deployment,
+    outcome: DeploymentStatus,
+    *,
+    by: uuid.UUID | None = None,
+    deadline: datetime | None = None,
+) -> Deployment | None:
+    """End `row` as `outcome` (by a user when `by` is set); with `deadline`, only a run whose
+    `stops_at` is at or before it, and None (nothing done) otherwise."""
+    org_id, deployment_id = row.organization_id, row.id
     await lock_organization(db, org_id)
     dependents = (
         await db.execute(
@@ -53,9 +78,12 @@ async def _end(
         )
     ).all()
     clusters = await lock_clusters(
-        db, {access.row.cluster_id} | {cluster_id for _, cluster_id in dependents}
+        db, {row.cluster_id} | {cluster_id for _, cluster_id in dependents}
     )
     deployment = await db.get(Deployment, deployment_id, populate_existing=True)
+    if deadline is not None and not _past_deadline(deployment, deadline):
+        await db.rollback()
+        return None
     if deployment is None or deployment.status not in ENDS_FROM[outcome]:
         current = deployment.status if deployment else "missing"
         raise Conflict("invalid_transition", f"A {current} deployment cannot become {outcome}.")
@@ -67,13 +95,17 @@ async def _end(
         own.running_count -= 1
     else:
         own.pending_count -= 1
-    deployment.status, deployment.status_reason, deployment.finished_at = outcome, None, now
+    reason = None if deadline is None else MAX_RUNTIME_REACHED
+    deployment.status, deployment.status_reason, deployment.finished_at = outcome, reason, now
     await db.flush()
     await db.run_sync(end_for_deployments, [deployment.id], now)
-    if outcome == COMPLETED:
+    if reason is not None:
+        limit = deployment.max_runtime_seconds
+        record(db.sync_session, deployment.id, "completed", now, reason=reason, after=limit)
+    elif outcome == COMPLETED:
         record(db.sync_session, deployment.id, "completed", now)
     else:
-        record(db.sync_session, deployment.id, "cancelled", now, by=str(access.user_id))
+        record(db.sync_session, deployment.id, "cancelled", now, by=str(by))
     dependent_ids = [dependent_id for dependent_id, _ in dependents]
     if outcome == CANCELLED:
         await db.run_sync(fail, dependent_ids, "dependency_failed", now)
@@ -82,7 +114,16 @@ async def _end(
     else:
         await _release_dependents(db, dependent_ids, clusters, own, now)
     await db.commit()
-    return (await views(db, [deployment]))[0]
+    return deployment
+
+
+def _past_deadline(deployment: Deployment | None, deadline: datetime) -> bool:
+    return (
+        deployment is not None
+        and deployment.status == RUNNING
+        and deployment.stops_at is not None
+        and deployment.stops_at <= deadline
+    )
 
 
 async def _release_dependents(

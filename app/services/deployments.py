@@ -20,13 +20,15 @@ from app.models.deployment import (
     PreemptionPolicy,
 )
 from app.runtimes.catalog import is_known_model
-from app.scheduling import Resources
+from app.scheduling import Eviction, Resources
+from app.scheduling.explain import WAITING_FOR_PROTECTION
 from app.services import placement
+from app.services.decision_metrics import evictions_avoided, mark_dry_run
 from app.services.deployment_arrival import arrive
 from app.services.deployment_failures import fail
 from app.services.deployment_views import DeploymentView, queue_position_of
 from app.services.locks import lock_organization
-from app.services.scheduling_insight import insights
+from app.services.scheduling_insight import Insight, insights
 from app.services.tenancy import Scoped, parse_id
 
 PENDING = DeploymentStatus.pending
@@ -62,6 +64,60 @@ def _dependency_ids(raw: Sequence[str]) -> list[uuid.UUID]:
 async def create(
     db: AsyncSession, access: Scoped[Cluster], user_id: uuid.UUID, new: NewDeployment
 ) -> DeploymentView:
+    deployment, dependency_ids, _ = await _arrive_and_place(db, access, user_id, new)
+    await db.commit()
+    view = await _view_of_new(db, deployment, dependency_ids)
+    if view.insight is not None and view.insight.pending.reason == WAITING_FOR_PROTECTION:
+        evictions_avoided(db.sync_session, view.insight.pending.protected_in_the_way)
+    return view
+
+
+@dataclass(frozen=True, slots=True)
+class Victim:
+    id: uuid.UUID
+    name: str
+    priority: int
+    preempted_by: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class Rehearsal:
+    """What creating the deployment would do now: its status and queue position right after,
+    why it would wait, and whom it would evict."""
+
+    deployment_id: uuid.UUID  # the id it had in the rehearsal, never written
+    status: DeploymentStatus
+    status_reason: str | None
+    queue_position: int | None
+    insight: Insight | None
+    evicts: list[Victim]
+
+
+async def rehearse(
+    db: AsyncSession, access: Scoped[Cluster], user_id: uuid.UUID, new: NewDeployment
+) -> Rehearsal:
+    """A dry run: the creation itself, under the same locks, on the real data, in a transaction
+    that is rolled back; no metric moves (`decision_metrics`)."""
+    mark_dry_run(db.sync_session)
+    try:
+        deployment, dependency_ids, evictions = await _arrive_and_place(db, access, user_id, new)
+        await db.flush()
+        view = await _view_of_new(db, deployment, dependency_ids)
+        return Rehearsal(
+            deployment.id,
+            deployment.status,
+            view.status_reason,
+            view.queue_position,
+            view.insight,
+            await _victims(db, evictions),
+        )
+    finally:
+        await db.rollback()
+
+
+async def _arrive_and_place(
+    db: AsyncSession, access: Scoped[Cluster], user_id: uuid.UUID, new: NewDeployment
+) -> tuple[Deployment, list[uuid.UUID], list[Eviction]]:
     # FIFO by arrival: stamped once, at entry, before any lock is waited for.
     arrived = utcnow()
     _validate(new)
@@ -82,14 +138,29 @@ async def create(
         for i, dep in enumerate(dependency_ids)
     )
     now = utcnow()
+    evictions: list[Eviction] = []
     if any(s in (DeploymentStatus.failed, DeploymentStatus.cancelled) for s in statuses):
         await db.flush()
         await db.run_sync(fail, [deployment.id], "dependency_failed", now)
         await db.refresh(deployment)
     elif unmet == 0 and not started:
-        await db.run_sync(placement.place_newcomer, cluster, deployment, now)
-    await db.commit()
-    return await _view_of_new(db, deployment, dependency_ids)
+        evictions = await db.run_sync(placement.place_newcomer, cluster, deployment, now)
+    return deployment, dependency_ids, evictions
+
+
+async def _victims(db: AsyncSession, evictions: list[Eviction]) -> list[Victim]:
+    if not evictions:
+        return []
+    rows = await db.execute(
+        select(Deployment.id, Deployment.name, Deployment.priority).where(
+            Deployment.id.in_([e.victim_id for e in evictions])
+        )
+    )
+    found = {row.id: row for row in rows}
+    return [
+        Victim(e.victim_id, found[e.victim_id].name, found[e.victim_id].priority, e.preemptor_id)
+        for e in evictions
+    ]
 
 
 def _validate(new: NewDeployment) -> None:

@@ -19,7 +19,7 @@ from app.db.base import utcnow
 from app.db.notifier import Notifier
 from app.db.outage import is_database_outage
 from app.runtimes.base import RuntimeFailure
-from app.services import prediction_sql, prediction_states
+from app.services import prediction_sql, prediction_states, runtime_sweeper
 from app.services.prediction_states import Claimed, Sessions
 from app.services.worker_heartbeats import HEARTBEAT_SECONDS
 from app.workers.runtime_pool import RuntimePool
@@ -32,6 +32,7 @@ MAX_IN_FLIGHT = 5000  # mock predictions are waits: thousands share one event lo
 POLL_SECONDS = 0.5
 RELEASE_SECONDS = 2.0
 PRUNE_SECONDS = 600.0  # the retention job: at start, then every ten minutes
+SWEEP_SECONDS = 1.0  # run deadlines and ends of protection: how late they may be acted on
 FINISH_BATCH = 200
 
 Outcome = tuple[uuid.UUID, str, dict[str, Any] | None, str | None]  # id, model, output, error
@@ -74,6 +75,7 @@ class Worker:
             asyncio.create_task(self._every(lease / 3, self._renew), name="worker-leases"),
             asyncio.create_task(self._every(lease / 2, self._recover), name="worker-recovery"),
             asyncio.create_task(self._every(RELEASE_SECONDS, self._release), name="worker-release"),
+            asyncio.create_task(self._every(SWEEP_SECONDS, self._sweep), name="worker-sweeper"),
         ]
         if self.settings.prediction_retention_days > 0:
             self._tasks.append(
@@ -197,6 +199,9 @@ class Worker:
             if deleted < batch:
                 return pruned
             await asyncio.sleep(0)  # between batches, the claim loop gets its turn
+
+    async def _sweep(self) -> None:
+        await runtime_sweeper.sweep(self.sessions)
 
     async def _release(self) -> None:
         ids = self.pool.deployment_ids()

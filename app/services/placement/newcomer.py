@@ -12,11 +12,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from app.core.metrics import SCHEDULING_DECISIONS
 from app.models.cluster import Cluster
 from app.models.deployment import Deployment, DeploymentStatus
 from app.scheduling import Eviction, RunningDeployment, get_strategy
 from app.scheduling.reprieve import deficit, settles, victims_in_tail
+from app.services.decision_metrics import count_decisions, first_starts
 from app.services.deployment_events import record
 from app.services.placement.passes import Known, evict, reschedule
 from app.services.placement.statements import (
@@ -31,33 +31,35 @@ _LOWEST_PRIORITY = 0
 
 def place_newcomer(
     session: Session, cluster: Cluster, deployment: Deployment, now: datetime
-) -> None:
+) -> list[Eviction]:
+    """Place it; the evictions its placement made (a dry run reports them)."""
     needed = deployment.resources
     available = cluster.available
     if needed.fits_in(available):
         _start(session, cluster, deployment, now)
-        return
+        return []
     if not deployment.may_preempt or deployment.priority <= _LOWEST_PRIORITY:
-        return
+        return []
     strategy = get_strategy(cluster.preemption_strategy)
     if not strategy.evicts:
-        return
+        return []
     newcomer = pending_of_deployment(deployment)
     if not strategy.victims_from_tail:
         below = lower_priority_total(session, cluster.id, deployment.priority)
         if needed.fits_in(available + below):
-            reschedule(session, cluster, now, newcomers=[newcomer], at_fixpoint=True)
-        return
+            return reschedule(session, cluster, now, newcomers=[newcomer], at_fixpoint=True).evicted
+        return []
     tail = tail_candidates(session, cluster.id, deployment.priority, deficit(needed, available))
     victims = victims_in_tail(needed, available, tail)
     if victims is None:
-        return
+        return []
     if not settles(needed, victims):
-        reschedule(session, cluster, now, newcomers=[newcomer], at_fixpoint=True)
-        return
+        return reschedule(session, cluster, now, newcomers=[newcomer], at_fixpoint=True).evicted
     known = Known({victim.id: victim.resources for victim in victims})
-    evict(session, cluster, [Eviction(victim.id, deployment.id) for victim in victims], known, now)
+    evictions = [Eviction(victim.id, deployment.id) for victim in victims]
+    evict(session, cluster, evictions, known, now)
     _start(session, cluster, deployment, now)
+    return evictions
 
 
 def deployment_run(deployment: Deployment, now: datetime) -> RunningDeployment:
@@ -78,4 +80,5 @@ def _start(session: Session, cluster: Cluster, deployment: Deployment, now: date
     cluster.pending_count -= 1
     cluster.running_count += 1
     record(session, deployment.id, "scheduled", now)
-    SCHEDULING_DECISIONS.labels("started").inc()
+    count_decisions(session, "started")
+    first_starts(session, [deployment.created_at], now)

@@ -14,7 +14,6 @@ from datetime import datetime
 from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
-from app.core.metrics import PREEMPTIONS, SCHEDULING_DECISIONS
 from app.models.cluster import Cluster
 from app.models.deployment import Deployment, DeploymentStatus
 from app.scheduling import (
@@ -27,6 +26,7 @@ from app.scheduling import (
     schedule_incremental,
 )
 from app.scheduling.entities import NO_LIMITS, RuntimeLimits
+from app.services.decision_metrics import count_decisions, first_starts
 from app.services.deployment_events import record
 from app.services.deployment_failures import fail
 from app.services.placement.statements import EVICT, fetch_relevant, load_running
@@ -120,8 +120,7 @@ def evict(
     cluster.allocated = cluster.allocated - Resources(freed_cpu, freed_ram, freed_gpu)
     cluster.running_count -= len(evicted)
     cluster.pending_count += len(evicted)
-    SCHEDULING_DECISIONS.labels("evicted").inc(len(evicted))
-    PREEMPTIONS.inc(len(evicted))
+    count_decisions(session, "evicted", len(evicted))
 
 
 def _stamp_limits(session: Session, started: list[uuid.UUID], known: Known, now: datetime) -> None:
@@ -148,13 +147,15 @@ def _apply(
     if decision.evicted:
         evict(session, cluster, decision.evicted, known, now)
     if decision.started:
-        session.execute(
+        rows = session.execute(
             update(Deployment)
             .where(Deployment.id.in_(decision.started))
             .values(status=DeploymentStatus.running, status_reason=None, started_at=now)
             # Unknown until a worker checks the model for this run.
             .values(serving_ready=None, serving_reason=None, serving_since=None)
-        )
+            .returning(Deployment.created_at, Deployment.preemption_count)
+        ).all()
+        first_starts(session, [row.created_at for row in rows if not row.preemption_count], now)
         _stamp_limits(session, [i for i in decision.started if i in known.limits], known, now)
         for started in decision.started:
             record(session, started, "scheduled", now)
@@ -163,7 +164,7 @@ def _apply(
         )
         cluster.running_count += len(decision.started)
         cluster.pending_count -= len(decision.started)
-        SCHEDULING_DECISIONS.labels("started").inc(len(decision.started))
+        count_decisions(session, "started", len(decision.started))
     if decision.failed:
         fail(session, decision.failed, "exceeds_cluster_capacity", now)
-        SCHEDULING_DECISIONS.labels("failed").inc(len(decision.failed))
+        count_decisions(session, "failed", len(decision.failed))

@@ -1,7 +1,8 @@
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
+from fastapi.responses import JSONResponse
 
 from app.api.deps import (
     ClusterForDeploymentList,
@@ -18,14 +19,31 @@ from app.api.exact_numbers import ExactNumbersRoute
 from app.models.deployment import DeploymentStatus
 from app.scheduling.explain import PendingExplanation
 from app.schemas.common import error_responses
-from app.schemas.deployment import DeploymentIn, DeploymentOut, EventOut, PendingOut, ServingOut
+from app.schemas.deployment import (
+    DeploymentIn,
+    DeploymentOut,
+    DryRunOut,
+    EventOut,
+    PendingOut,
+    ServingOut,
+    VictimOut,
+)
 from app.schemas.resources import ResourcesOut
 from app.services import deployment_lifecycle, deployment_views
 from app.services import deployments as deployment_service
 from app.services.deployment_views import DeploymentView
-from app.services.deployments import NewDeployment
+from app.services.deployments import NewDeployment, Rehearsal
 
 router = APIRouter(tags=["deployments"], route_class=ExactNumbersRoute)
+NIL = uuid.UUID(int=0)
+DRY_RUN_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"model": DryRunOut, "description": "`dry_run=true`: what it would do."}
+}
+DRY_RUN = (
+    "true: answer what creating it would do now (200, `DryRunOut`) and write nothing: the real "
+    "validation and the real scheduler on the real data, under the same locks, in a "
+    "transaction that is rolled back (no deployment, no event, no metric)."
+)
 StatusFilter = Annotated[DeploymentStatus | None, Query(description="Only this status.")]
 
 
@@ -79,8 +97,10 @@ def pending_out(why: PendingExplanation) -> PendingOut:
 @router.post(
     "/clusters/{cluster_id}/deployments",
     status_code=status.HTTP_201_CREATED,
+    response_model=DeploymentOut,
     summary="Submit a deployment; it is scheduled before the response",
-    responses=error_responses(
+    responses=DRY_RUN_RESPONSE
+    | error_responses(
         "not_authenticated",
         "forbidden",
         "cluster_not_found",
@@ -92,8 +112,12 @@ def pending_out(why: PendingExplanation) -> PendingOut:
     ),
 )
 async def create_deployment(
-    body: DeploymentIn, access: ClusterForNewDeployment, user: CurrentUser, db: DbSession
-) -> DeploymentOut:
+    body: DeploymentIn,
+    access: ClusterForNewDeployment,
+    user: CurrentUser,
+    db: DbSession,
+    dry_run: Annotated[bool, Query(description=DRY_RUN)] = False,
+) -> Any:
     new = NewDeployment(
         name=body.name,
         model=body.model,
@@ -104,7 +128,32 @@ async def create_deployment(
         min_runtime_seconds=body.min_runtime_seconds,
         max_runtime_seconds=body.max_runtime_seconds,
     )
+    if dry_run:
+        # Its own shape and status: answered as is, beside the 201 body this route declares.
+        rehearsal = dry_run_out(await deployment_service.rehearse(db, access, user.id, new))
+        return JSONResponse(rehearsal.model_dump(mode="json"))
     return deployment_out(await deployment_service.create(db, access, user.id, new))
+
+
+def dry_run_out(rehearsal: Rehearsal) -> DryRunOut:
+    insight = rehearsal.insight
+    return DryRunOut(
+        would_start=rehearsal.status == DeploymentStatus.running,
+        status=rehearsal.status,
+        status_reason=rehearsal.status_reason,
+        queue_position=rehearsal.queue_position,
+        evicts=[
+            VictimOut(
+                id=v.id,
+                name=v.name,
+                priority=v.priority,
+                preempted_by=NIL if v.preempted_by == rehearsal.deployment_id else v.preempted_by,
+            )
+            for v in rehearsal.evicts
+        ],
+        pending=pending_out(insight.pending) if insight else None,
+        estimated_start_at=insight.estimated_start_at if insight else None,
+    )
 
 
 @router.get(
