@@ -120,12 +120,15 @@ def _started_arrival_statement() -> Select[Any]:
             running_count=Cluster.running_count + 1,
             **{f"allocated_{r}": table[f"allocated_{r}"] + _needed(r) for r in _RESOURCES},
         )
-        .returning(*Cluster.__table__.columns)
+        # How long the statement waited for the lock, read once: clock_timestamp() is volatile.
+        .returning(
+            *Cluster.__table__.columns,
+            (func.clock_timestamp() - func.statement_timestamp()).label("waited"),
+        )
         .cte("counted")
     )
     columns = Deployment.__table__.c
-    waited = func.clock_timestamp() - func.statement_timestamp()
-    started_at = bindparam("start_now", type_=columns.started_at.type) + waited
+    started_at = bindparam("start_now", type_=columns.started_at.type) + counted.c.waited
     decided = {
         "status": bindparam("start_status", type_=columns.status.type),
         "started_at": started_at,

@@ -43,12 +43,12 @@ async def cancel(db: AsyncSession, access: Scoped[Deployment]) -> DeploymentView
     return await _view(db, ended)
 
 
-async def complete_at_deadline(db: AsyncSession, deployment: Deployment) -> bool:
+async def complete_at_deadline(db: AsyncSession, deployment: Deployment, now: datetime) -> bool:
     """The sweeper's completion of a run that reached its `max_runtime_seconds`: under the same
     locks as any ending, and only if that run is still the one running and its deadline has
     passed (another process may have completed it, or it was evicted and started again since).
     Whether it was completed here."""
-    ended = await _end(db, deployment, COMPLETED, deadline=utcnow())
+    ended = await _end(db, deployment, COMPLETED, deadline=now)
     return ended is not None
 
 
@@ -87,7 +87,7 @@ async def _end(
     if deployment is None or deployment.status not in ENDS_FROM[outcome]:
         current = deployment.status if deployment else "missing"
         raise Conflict("invalid_transition", f"A {current} deployment cannot become {outcome}.")
-    now = utcnow()
+    now = deadline if deadline is not None else utcnow()
     was_running = deployment.status == RUNNING
     own = clusters[deployment.cluster_id]
     if was_running:

@@ -33,9 +33,12 @@ class Swept:
     clusters_rescheduled: int
 
 
-async def sweep(sessions: Sessions, batch: int = SWEEP_BATCH) -> Swept:
-    """One round: the deadlines and the ended protections due now, `batch` of each at most."""
-    now = utcnow()
+async def sweep(
+    sessions: Sessions, batch: int = SWEEP_BATCH, now: datetime | None = None
+) -> Swept:
+    """One round: the deadlines and the ended protections due at `now` (the present unless
+    given), `batch` of each at most."""
+    now = now or utcnow()
     return Swept(await _deadlines(sessions, now, batch), await _protections(sessions, now, batch))
 
 
@@ -53,7 +56,7 @@ async def _deadlines(sessions: Sessions, now: datetime, batch: int) -> int:
     for deployment_id in due:
         async with sessions() as db:
             deployment = await db.get(Deployment, deployment_id)
-            if deployment is not None and await complete_at_deadline(db, deployment):
+            if deployment is not None and await complete_at_deadline(db, deployment, now):
                 completed += 1
     RUNTIME_ENDED.inc(completed)
     return completed
