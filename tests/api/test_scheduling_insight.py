@@ -180,7 +180,7 @@ async def test_a_dry_run_validates_like_a_creation_and_viewers_may_not(
 
 
 @pytest.mark.parametrize(
-    "field,value",
+    ("field", "value"),
     [("min_runtime_seconds", 0), ("max_runtime_seconds", -1), ("max_runtime_seconds", "60")],
 )
 async def test_runtime_limits_are_validated(make_cluster: Any, field: str, value: Any) -> None:
