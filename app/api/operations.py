@@ -12,6 +12,7 @@ from app.db.migrations import current_revision, head_revision
 from app.models.deployment import DeploymentStatus
 from app.services.deployment_views import count_deployments_by_status
 from app.services.prediction_sql import queue_depth
+from app.services.scheduling_insight import pending_by_reason
 from app.services.serving_state import count_not_serving
 from app.services.worker_heartbeats import count_alive
 
@@ -118,7 +119,8 @@ async def _read_shared_state(request: Request) -> SharedState | None:
             not_serving = await count_not_serving(db)
             depth, oldest = await queue_depth(db)
             workers = await count_alive(db)
+            waiting = await pending_by_reason(db)
     except (SQLAlchemyError, OSError):
         return None
     by_status = {status.value: counts.get(status, 0) for status in DeploymentStatus}
-    return SharedState(by_status, not_serving, depth, oldest, workers)
+    return SharedState(by_status, not_serving, depth, oldest, workers, waiting)

@@ -70,9 +70,16 @@ class SharedState(Collector):
     queue_depth: int
     oldest_queued_seconds: float  # 0 when nothing waits
     workers_alive: int
+    pending_by_reason: Mapping[str, int]  # the `pending.reason` of each pending deployment
 
     def collect(self) -> Iterable[Metric]:
         yield _by_label("mlops_deployments", "Deployments by status.", "status", self.deployments)
+        yield _by_label(
+            "mlops_pending_deployments",
+            "Pending deployments by the reason they wait (their pending.reason).",
+            "reason",
+            self.pending_by_reason,
+        )
         yield _by_label(
             "mlops_deployments_not_serving",
             "Running deployments whose model the workers cannot serve, by model.",

@@ -33,9 +33,7 @@ class Swept:
     clusters_rescheduled: int
 
 
-async def sweep(
-    sessions: Sessions, batch: int = SWEEP_BATCH, now: datetime | None = None
-) -> Swept:
+async def sweep(sessions: Sessions, batch: int = SWEEP_BATCH, now: datetime | None = None) -> Swept:
     """One round: the deadlines and the ended protections due at `now` (the present unless
     given), `batch` of each at most."""
     now = now or utcnow()

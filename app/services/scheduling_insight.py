@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
@@ -24,7 +24,7 @@ from app.models.deployment import (
     DeploymentStatus,
 )
 from app.scheduling import RunningDeployment, RunningSet, get_strategy
-from app.scheduling.explain import PendingExplanation, explain
+from app.scheduling.explain import REASONS, WAITING_FOR_DEPENDENCIES, PendingExplanation, explain
 from app.scheduling.forecast import estimate_starts
 from app.services.placement.statements import (
     LOAD_RUNNING,
@@ -172,3 +172,41 @@ async def _unmet_dependencies(
     for deployment_id, depends_on_id in rows:
         unmet.setdefault(deployment_id, []).append(depends_on_id)
     return unmet
+
+
+async def pending_by_reason(db: AsyncSession) -> dict[str, int]:
+    """Every pending deployment's reason, counted (for the metrics scrape): those waiting for
+    dependencies by one count, each cluster's queue explained against its running set."""
+    counts: dict[str, int] = dict.fromkeys(REASONS, 0)
+    counts[WAITING_FOR_DEPENDENCIES] = (
+        await db.scalar(
+            select(func.count())
+            .select_from(Deployment)
+            .where(Deployment.status == PENDING, Deployment.unmet_dependencies > 0)
+        )
+        or 0
+    )
+    queued_clusters = await db.scalars(
+        select(Deployment.cluster_id)
+        .where(Deployment.status == PENDING, Deployment.unmet_dependencies == 0)
+        .distinct()
+    )
+    conn = await db.connection()
+    for cluster_id in list(queued_clusters):
+        state = await cluster_state(db, cluster_id)
+        if state is None:
+            continue
+        running = RunningSet(state.running)
+        strategy = get_strategy(state.cluster.preemption_strategy)
+        queue = await conn.execute(
+            select(*QUEUE_COLUMNS).where(
+                Deployment.cluster_id == cluster_id,
+                Deployment.status == PENDING,
+                Deployment.unmet_dependencies == 0,
+            )
+        )
+        for row in queue:
+            counts[
+                explain(pending_of_row(row), state.cluster.capacity, running, strategy).reason
+            ] += 1
+    return counts

@@ -192,3 +192,35 @@ async def test_runtime_limits_are_validated(make_cluster: Any, field: str, value
 
 def _nil() -> str:
     return "00000000-0000-0000-0000-000000000000"
+
+
+def metric(text: str, prefix: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)
+    )
+
+
+async def test_metrics_count_real_decisions_only(make_cluster: Any, app: FastAPI) -> None:
+    c = await make_cluster(cpu=4)
+    started = 'mlops_scheduling_decisions_total{decision="started"}'
+    starts = "mlops_deployment_time_to_start_seconds_count"
+    avoided = "mlops_evictions_avoided_by_protection_total"
+    reached = "mlops_deployments_max_runtime_reached_total"
+    before = (await c.dev.client.get("/metrics")).text
+    low = await c.submit("low", cpu=3, priority=1, min_runtime_seconds=60, max_runtime_seconds=90)
+    body = {"name": "high", "resources": {"cpu": 3, "ram_gb": 0, "gpu": 0}, "priority": 9}
+    url = f"/api/v1/clusters/{c.id}/deployments"
+    assert (await c.dev.client.post(f"{url}?dry_run=true", json=body)).status_code == 200
+    middle = (await c.dev.client.get("/metrics")).text
+    assert metric(middle, started) == metric(before, started) + 1  # the dry run is not counted
+    assert metric(middle, starts) == metric(before, starts) + 1
+    assert metric(middle, avoided) == metric(before, avoided)
+    high = (await c.dev.client.post(url, json=body)).json()
+    assert high["pending"]["reason"] == "waiting_for_protection"
+    after = (await c.dev.client.get("/metrics")).text
+    assert metric(after, avoided) == metric(before, avoided) + 1
+    assert metric(after, 'mlops_pending_deployments{reason="waiting_for_protection"}') >= 1
+    await sweep(app, at(low["stops_at"]))
+    swept = (await c.dev.client.get("/metrics")).text
+    assert metric(swept, reached) == metric(before, reached) + 1
+    assert metric(swept, starts) == metric(before, starts) + 2  # high's first start
