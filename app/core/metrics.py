@@ -46,7 +46,7 @@ EVICTIONS_AVOIDED = Counter(
     "Evictions a newcomer would have made but for the victims' minimum runtime (it waited).",
 )
 RUNTIME_ENDED = Counter(
-    "mlops_deployments_max_runtime_reached_total",
+    "mlops_runs_max_runtime_reached_total",
     "Running deployments completed because their run reached max_runtime_seconds.",
 )
 PREDICTIONS = Counter(

@@ -205,7 +205,7 @@ async def test_metrics_count_real_decisions_only(make_cluster: Any, app: FastAPI
     started = 'mlops_scheduling_decisions_total{decision="started"}'
     starts = "mlops_deployment_time_to_start_seconds_count"
     avoided = "mlops_evictions_avoided_by_protection_total"
-    reached = "mlops_deployments_max_runtime_reached_total"
+    reached = "mlops_runs_max_runtime_reached_total"
     before = (await c.dev.client.get("/metrics")).text
     low = await c.submit("low", cpu=3, priority=1, min_runtime_seconds=60, max_runtime_seconds=90)
     body = {"name": "high", "resources": {"cpu": 3, "ram_gb": 0, "gpu": 0}, "priority": 9}
