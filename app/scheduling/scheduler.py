@@ -23,9 +23,11 @@ earlier passes) never preempts again; it starts when it fits in `available` plus
 which at the latest is when its victims leave. A grace preemption frees nothing, so no rescan and no
 fetch follow it.
 
-Termination: each action adds one deployment to the running set (or marks victims leaving, which
-takes them out of every later choice) and removes only deployments of strictly lower priority, so the running priorities, sorted in decreasing order, grow
+Termination: each action adds one deployment to the running set and removes only deployments of
+strictly lower priority, so the running priorities, sorted in decreasing order, grow
 lexicographically with every action; over a finite set of deployments that cannot go on forever.
+(A graceful preemption removes nobody: it takes its victims out of every later choice and gives
+its preemptor a reservation, after which that preemptor never preempts again.)
 It also follows that preemptors act in non-increasing priority order, so a deployment started in a
 pass is never evicted later in the same pass.
 """

@@ -160,8 +160,9 @@ class PendingOut(BaseModel):
         "lower-priority deployment would not make room: preemption cannot help), "
         "`preemption_not_allowed` (evictions would make room, but its `preemption_policy` or "
         "the cluster's strategy forbids them), `waiting_for_protection` (the deployments it "
-        "could evict are protected by their `min_runtime_seconds`), `fits` (it fits and starts "
-        "at the cluster's next pass; rarely seen)."
+        "could evict are protected by their `min_runtime_seconds`), `waiting_for_preemption` "
+        "(it is evicting deployments gracefully and starts when they leave), `fits` (it fits "
+        "and starts at the cluster's next pass; rarely seen)."
     )
     message: str = Field(description="The same as a sentence.")
     missing: ResourcesOut = Field(
@@ -185,6 +186,11 @@ class PendingOut(BaseModel):
     protection_ends_at: datetime | None = Field(
         description="With `waiting_for_protection`: when enough protection has ended for its "
         "evictions to make room."
+    )
+    victims_leave_at: datetime | None = Field(
+        default=None,
+        description="With `waiting_for_preemption`: when the last deployment it is evicting "
+        "gracefully leaves (then it starts).",
     )
 
 
@@ -235,6 +241,13 @@ class DeploymentOut(BaseModel):
     stops_at: datetime | None = Field(
         default=None,
         description="While running with `max_runtime_seconds`: when this run is completed.",
+    )
+    evict_at: datetime | None = Field(
+        default=None,
+        description="Only while `preempting`: when it leaves (back to the queue, resources freed).",
+    )
+    preempted_by: uuid.UUID | None = Field(
+        default=None, description="Only while `preempting`: the deployment it makes room for."
     )
     pending: PendingOut | None = Field(
         default=None, description="Only while pending: why it waits."

@@ -25,7 +25,7 @@ from app.scheduling import (
 from app.scheduling.entities import requeued
 from app.scheduling.ordering import QUEUE
 from app.scheduling.reservations import reservations
-from tests.scheduling.oracle import T0, World, in_memory_fetch, limits_st, resources_st, sweep
+from tests.scheduling.oracle import World, in_memory_fetch, limits_st, resources_st, sweep
 
 GRACE = timedelta(minutes=2)
 PRIORITY = get_strategy("priority")
