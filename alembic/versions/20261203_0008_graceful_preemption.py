@@ -49,13 +49,9 @@ def upgrade() -> None:
             sa.Column("preempting_count", sa.Integer(), nullable=False, server_default="0")
         )
         batch.add_column(
-            sa.Column(
-                "preemption_grace_seconds", sa.Integer(), nullable=False, server_default="0"
-            )
+            sa.Column("preemption_grace_seconds", sa.Integer(), nullable=False, server_default="0")
         )
-        batch.create_check_constraint(
-            op.f("ck_clusters_preempting_count"), "preempting_count >= 0"
-        )
+        batch.create_check_constraint(op.f("ck_clusters_preempting_count"), "preempting_count >= 0")
         batch.create_check_constraint(
             op.f("ck_clusters_preemption_grace_seconds"),
             "preemption_grace_seconds >= 0 AND preemption_grace_seconds <= 86400",
