@@ -71,6 +71,7 @@ class ClusterIn(_CapacityIn):
                     "name": "gpu-pool-a",
                     "capacity": {"cpu": 64, "ram_gb": 256, "gpu": 8},
                     "preemption_strategy": "priority",
+                    "preemption_grace_seconds": 60,
                 }
             ]
         }
@@ -99,7 +100,12 @@ class ClusterPatch(_CapacityIn):
     )
 
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"capacity": {"cpu": 128, "ram_gb": 512, "gpu": 8}}]}
+        json_schema_extra={
+            "examples": [
+                {"capacity": {"cpu": 128, "ram_gb": 512, "gpu": 8}},
+                {"preemption_grace_seconds": 120},
+            ]
+        }
     )
 
 

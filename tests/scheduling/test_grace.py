@@ -7,13 +7,14 @@ starts when its victims leave, unless a deployment ranked ahead of it took the r
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.scheduling import (
+    Decision,
     PendingDeployment,
     RelevanceFilter,
     Resources,
@@ -23,6 +24,7 @@ from app.scheduling import (
     total,
 )
 from app.scheduling.entities import requeued
+from app.scheduling.forecast import estimate_starts, next_moment
 from app.scheduling.ordering import QUEUE
 from app.scheduling.reservations import reservations
 from tests.scheduling.oracle import World, in_memory_fetch, limits_st, resources_st, sweep
@@ -138,3 +140,68 @@ def test_graceful_preemption_keeps_the_books_and_its_promises(
                 if QUEUE_KEY(world.running[started]) < QUEUE_KEY(world.pending[preemptor])
             ]
             assert ahead, "a preemptor's victims left and it did not start"
+
+
+def apply_graceful(world: World, decision: Decision) -> None:
+    for eviction in decision.evicted:
+        victim = world.running[eviction.victim_id]
+        world.running[victim.id] = replace(
+            victim, evict_at=world.clock + GRACE, preempted_by=eviction.preemptor_id
+        )
+    for started in decision.started:
+        world.running[started] = world.pending.pop(started).started(world.clock)
+    for failed in decision.failed:
+        del world.pending[failed]
+
+
+def graceful_pass(world: World) -> Decision:
+    running, pending = list(world.running.values()), list(world.pending.values())
+    held = reservations(running, pending)
+    return schedule(
+        world.capacity, running, pending, PRIORITY, world.clock, grace=GRACE, reserved=held
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(capacity=capacity_st, events=st.lists(event_st, min_size=5, max_size=25))
+def test_estimated_starts_follow_graceful_preemptions(
+    capacity: Resources, events: list[tuple[object, ...]]
+) -> None:
+    world = World(capacity)
+    for event in events:
+        world.clock += timedelta(minutes=1)
+        leave(world)
+        sweep(world)
+        if event[0] == "create":
+            _, priority, resources, may_preempt, limits = event
+            world.serial += 1
+            world.pending[UUID(int=world.serial)] = PendingDeployment(
+                UUID(int=world.serial),
+                priority,
+                resources,
+                world.clock,
+                bool(may_preempt),
+                limits,  # type: ignore[arg-type]
+            )
+        apply_graceful(world, graceful_pass(world))
+    estimates = estimate_starts(
+        capacity,
+        list(world.running.values()),
+        list(world.pending.values()),
+        PRIORITY,
+        world.clock,
+        grace=GRACE,
+        max_steps=40,
+    )
+    waiting, started = set(world.pending), dict[UUID, datetime]()
+    for _ in range(40):
+        decision = graceful_pass(world)
+        apply_graceful(world, decision)
+        started.update((i, world.clock) for i in decision.started if i in waiting - started.keys())
+        moment = next_moment(world.running.values())
+        if moment is None or not world.pending:
+            break
+        world.clock = max(world.clock, moment)
+        leave(world)
+        sweep(world)
+    assert estimates == started
