@@ -29,6 +29,10 @@ class Cluster(UUIDPrimaryKey, CreatedAt, Base):
     allocated_gpu: Mapped[int] = mapped_column(Integer, default=0)
     pending_count: Mapped[int] = mapped_column(Integer, default=0)
     running_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Deployments being evicted gracefully (they still hold their resources, in `allocated_*`).
+    preempting_count: Mapped[int] = mapped_column(Integer, default=0)
+    # 0: evictions are immediate. Otherwise victims enter `preempting` for this long.
+    preemption_grace_seconds: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
         UniqueConstraint("organization_id", "name", name="uq_clusters_organization_id_name"),
@@ -39,6 +43,11 @@ class Cluster(UUIDPrimaryKey, CreatedAt, Base):
             for d in _DIMENSIONS
         ),
         CheckConstraint("pending_count >= 0 AND running_count >= 0", name="counts"),
+        CheckConstraint("preempting_count >= 0", name="preempting_count"),
+        CheckConstraint(
+            "preemption_grace_seconds >= 0 AND preemption_grace_seconds <= 86400",
+            name="preemption_grace_seconds",
+        ),
     )
 
     @property

@@ -25,13 +25,20 @@ from app.scheduling.resources import Resources
 class DeploymentStatus(enum.StrEnum):
     pending = "pending"
     running = "running"
+    # Being evicted gracefully: holds its resources, takes no new predictions, until `evict_at`.
+    preempting = "preempting"
     completed = "completed"
     failed = "failed"
     cancelled = "cancelled"
 
     @property
     def is_active(self) -> bool:
-        return self in (DeploymentStatus.pending, DeploymentStatus.running)
+        return self in ACTIVE
+
+
+ACTIVE = (DeploymentStatus.pending, DeploymentStatus.running, DeploymentStatus.preempting)
+# Statuses that hold resources on their cluster.
+HOLDING = (DeploymentStatus.running, DeploymentStatus.preempting)
 
 
 class PreemptionPolicy(enum.StrEnum):
@@ -77,6 +84,10 @@ class Deployment(UUIDPrimaryKey, CreatedAt, Base):
     max_runtime_seconds: Mapped[int | None] = mapped_column(Integer)
     protected_until: Mapped[datetime | None]
     stops_at: Mapped[datetime | None]
+    # While `preempting`: when it leaves, and for whom (a deployment id; not a foreign key, the
+    # preemptor may be deleted with its cluster first).
+    evict_at: Mapped[datetime | None]
+    preempted_by: Mapped[uuid.UUID | None]
     # Can the workers serve this running deployment's model? Their verdict since `serving_since`
     # (null: no worker has checked since it started), with an actionable reason when they cannot.
     serving_ready: Mapped[bool | None]
@@ -123,6 +134,12 @@ class Deployment(UUIDPrimaryKey, CreatedAt, Base):
             "stops_at",
             postgresql_where=text("status = 'running' AND stops_at IS NOT NULL"),
             sqlite_where=text("status = 'running' AND stops_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_deployments_evict_at",
+            "evict_at",
+            postgresql_where=text("status = 'preempting'"),
+            sqlite_where=text("status = 'preempting'"),
         ),
         Index(
             "ix_deployments_protected_until",

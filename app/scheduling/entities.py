@@ -37,7 +37,8 @@ class RunningDeployment:
     protection holds: no strategy may choose it as a victim. The service clears it in the
     transaction that reschedules the cluster once the time has passed, so a cluster's state
     changes only in transactions that run a pass. `stops_at`: when its run reaches
-    `max_runtime`.
+    `max_runtime`. `evict_at` is set while it is being preempted gracefully (for `preempted_by`):
+    it still holds its resources, nobody may choose it again, and it goes back to the queue then.
     """
 
     id: UUID
@@ -49,6 +50,8 @@ class RunningDeployment:
     limits: RuntimeLimits = NO_LIMITS
     protected_until: datetime | None = None
     stops_at: datetime | None = None
+    evict_at: datetime | None = None
+    preempted_by: UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)

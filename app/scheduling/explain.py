@@ -10,7 +10,7 @@ Insufficient cpu", but for one pool of capacity, and exact.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal, get_args
@@ -27,12 +27,14 @@ WAITING_FOR_DEPENDENCIES: Final = "waiting_for_dependencies"
 INSUFFICIENT_RESOURCES: Final = "insufficient_resources"
 PREEMPTION_NOT_ALLOWED: Final = "preemption_not_allowed"
 WAITING_FOR_PROTECTION: Final = "waiting_for_protection"
+WAITING_FOR_PREEMPTION: Final = "waiting_for_preemption"
 FITS: Final = "fits"
 PendingReason = Literal[
     "waiting_for_dependencies",
     "insufficient_resources",
     "preemption_not_allowed",
     "waiting_for_protection",
+    "waiting_for_preemption",
     "fits",
 ]
 REASONS: tuple[PendingReason, ...] = get_args(PendingReason)
@@ -56,6 +58,7 @@ class PendingExplanation:
     preemption_can_help: bool
     protection_ends_at: datetime | None
     protected_in_the_way: int
+    victims_leave_at: datetime | None = None
 
     @property
     def message(self) -> str:
@@ -71,10 +74,16 @@ def explain(
     ahead: int = 0,
     ahead_ids: Sequence[UUID] = (),
     unmet_dependencies: Sequence[UUID] = (),
+    reserved: Mapping[UUID, Resources] | None = None,
 ) -> PendingExplanation:
-    """Why `target` waits on a cluster of `capacity` where `running` runs."""
+    """Why `target` waits on a cluster of `capacity` where `running` runs; `reserved`: what is held
+    for preemptors waiting for their victims (`reservations.reservations`)."""
     need = target.resources
-    available = capacity - running.total
+    held = dict(reserved or {})
+    mine = held.pop(target.id, None)
+    available = capacity - running.total - total(held.values())
+    leaving = [run.evict_at for run in running if run.preempted_by == target.id and run.evict_at]
+    victims_leave_at = max(leaving, default=None)
     evictable = available + running.lower_total(target.priority)
     fits_if_lower_evicted = need.fits_in(evictable)
     allowed = target.may_preempt and strategy.evicts
@@ -89,6 +98,8 @@ def explain(
         reason = WAITING_FOR_DEPENDENCIES
     elif need.fits_in(available):
         reason = FITS
+    elif mine is not None and victims_leave_at is not None:
+        reason = WAITING_FOR_PREEMPTION
     elif protection_ends_at is not None:
         reason = WAITING_FOR_PROTECTION
     elif fits_if_unprotected and not allowed:
@@ -105,6 +116,7 @@ def explain(
         preemption_can_help=fits_if_lower_evicted and allowed,
         protection_ends_at=protection_ends_at,
         protected_in_the_way=in_the_way,
+        victims_leave_at=victims_leave_at if reason == WAITING_FOR_PREEMPTION else None,
     )
 
 
@@ -148,6 +160,10 @@ def _amount(resources: Resources) -> str:
     return " and ".join(parts) or "nothing"
 
 
+def _when(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 def _sentence(why: PendingExplanation) -> str:
     counted = f"{why.ahead} deployment{'s are' if why.ahead != 1 else ' is'}"
     ahead = f"{'nothing is' if why.ahead == 0 else counted} ahead of it in the queue"
@@ -157,12 +173,17 @@ def _sentence(why: PendingExplanation) -> str:
     if why.reason == FITS:
         return f"It fits in what is free and starts at the cluster's next pass; {ahead}."
     needs = f"Needs {_amount(why.missing)} more than is free; {ahead}; "
+    if why.reason == WAITING_FOR_PREEMPTION:
+        assert why.victims_leave_at is not None
+        return needs + (
+            "it is preempting lower-priority deployments gracefully and starts when they have "
+            f"left, at {_when(why.victims_leave_at)}."
+        )
     if why.reason == WAITING_FOR_PROTECTION:
         assert why.protection_ends_at is not None
-        when = why.protection_ends_at.isoformat().replace("+00:00", "Z")
         return needs + (
             "the lower-priority deployments it could evict are protected by their minimum "
-            f"runtime: it can preempt once that protection ends at {when}."
+            f"runtime: it can preempt once that protection ends at {_when(why.protection_ends_at)}."
         )
     if why.reason == PREEMPTION_NOT_ALLOWED:
         return needs + (

@@ -1,7 +1,8 @@
 """When pending deployments would start if nothing else happened: a forward simulation.
 
 From the current state, time advances to the next moment something changes on its own: a running
-deployment reaches its `stops_at` (it is completed) or a protection ends. At each such moment the
+deployment reaches its `stops_at` (it is completed), a protection ends, or a victim of a graceful
+preemption leaves (it goes back to the queue). At each such moment the
 real pass runs, with its real strategy, so evictions, requeues and the starts they allow happen
 as they would. No deployment arrives and none ends early, so a pending deployment's estimate is
 the time the simulation first starts it; none when something ahead of it has no deadline (the
@@ -12,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence, Set
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from app.scheduling.entities import PendingDeployment, RunningDeployment, requeued
+from app.scheduling.reservations import reservations
 from app.scheduling.resources import Resources
 from app.scheduling.scheduler import schedule
 from app.scheduling.strategies import Strategy
@@ -28,7 +30,7 @@ def next_moment(running: Iterable[RunningDeployment]) -> datetime | None:
     moments = [
         moment
         for run in running
-        for moment in (run.stops_at, run.protected_until)
+        for moment in (run.stops_at, run.protected_until, run.evict_at)
         if moment is not None
     ]
     return min(moments, default=None)
@@ -43,18 +45,35 @@ def estimate_starts(
     *,
     wanted: Set[UUID] | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
+    grace: timedelta | None = None,
 ) -> dict[UUID, datetime]:
     """Start time of each pending deployment (dependencies met) the simulation starts; it stops
-    early once every id in `wanted` has one."""
+    early once every id in `wanted` has one. `grace`: the cluster's preemption grace."""
     on = {run.id: run for run in running}
     queue = {item.id: item for item in pending}
     waiting = set(queue)
     starts: dict[UUID, datetime] = {}
     moment = now
     for _ in range(max_steps):
-        decision = schedule(capacity, list(on.values()), queue.values(), strategy, moment)
+        held = reservations(on.values(), queue.values())
+        decision = schedule(
+            capacity,
+            list(on.values()),
+            queue.values(),
+            strategy,
+            moment,
+            grace=grace,
+            reserved=held,
+        )
         for eviction in decision.evicted:
-            queue[eviction.victim_id] = requeued(on.pop(eviction.victim_id))
+            victim = on.pop(eviction.victim_id)
+            if grace is None:
+                queue[victim.id] = requeued(victim)
+            else:
+                leaving = replace(
+                    victim, evict_at=moment + grace, preempted_by=eviction.preemptor_id
+                )
+                on[victim.id] = leaving
         for started in decision.started:
             on[started] = queue.pop(started).started(moment)
             if started in waiting:
@@ -67,6 +86,9 @@ def estimate_starts(
         if upcoming is None:
             break
         moment = max(moment, upcoming)
+        for run in list(on.values()):
+            if run.evict_at is not None and run.evict_at <= moment:
+                queue[run.id] = requeued(on.pop(run.id))
         on = {run.id: run for run in _as_of(on.values(), moment)}
     return starts
 

@@ -18,8 +18,9 @@ per preemption and per page filled to its limit. Typically 0 to 2.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from uuid import UUID
 
 from app.scheduling.entities import Decision, PendingDeployment, RunningDeployment
 from app.scheduling.relevance import DEFAULT_MAX_BANDS
@@ -41,18 +42,30 @@ def schedule_incremental(
     at_fixpoint: bool = False,
     page_size: int = DEFAULT_PAGE_SIZE,
     max_bands: int = DEFAULT_MAX_BANDS,
+    grace: timedelta | None = None,
+    reserved: Mapping[UUID, Resources] | None = None,
 ) -> Decision:
     """Schedule `newcomers` plus whatever `fetch` returns, to the same result as a full pass.
 
     `at_fixpoint`: True when the cluster's last pass ran to completion and nothing changed since
     but the arrival of `newcomers` (then nothing is fetched up front). `fetch(filter, seen)` must
     return the first `filter.limit` pending deployments of the cluster (dependencies met) that match
-    `filter` and are not in `seen`, in scheduling order.
+    `filter` and are not in `seen`, in scheduling order. `grace` and `reserved` as for `schedule`;
+    the preemptors holding a reservation must be among `newcomers` (the relevance filter does
+    not know what is reserved for them).
     """
     if page_size < 1:
         raise ValueError("page_size must be at least 1")
     scheduling_pass = SchedulingPass(
-        capacity, running, strategy, now, fetch=fetch, page_size=page_size, max_bands=max_bands
+        capacity,
+        running,
+        strategy,
+        now,
+        fetch=fetch,
+        page_size=page_size,
+        max_bands=max_bands,
+        grace=grace,
+        reserved=reserved,
     )
     scheduling_pass.add(newcomers)
     if not at_fixpoint:

@@ -7,8 +7,9 @@
 2. "Which candidates, in reprieve order?" is asked only when the answer to 1 is yes, i.e. when
    an eviction will happen; a list sorted by (-priority, started_at, id) answers it with a bisect.
 
-A protected deployment (`protected_until` set) is never a candidate: it is filed under a level
-above every priority, so both answers leave it out while the totals still count what it holds.
+A protected deployment (`protected_until` set), or one already leaving (`evict_at` set), is never
+a candidate: it is filed under a level above every priority, so both answers leave it out while the
+totals still count what it holds.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ PROTECTED_LEVEL = 1 << 40
 
 def eviction_level(run: RunningDeployment) -> int:
     """The priority a preemptor must exceed to evict `run`."""
-    return run.priority if run.protected_until is None else PROTECTED_LEVEL
+    if run.protected_until is None and run.evict_at is None:
+        return run.priority
+    return PROTECTED_LEVEL
 
 
 class RunningSet:

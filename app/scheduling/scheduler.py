@@ -15,9 +15,19 @@ a single walk instead of a loop to a fixpoint:
   at or above it) can only have become able to fit, not to preempt; victims rank below the cursor
   and are met by the walk. So after each eviction, `FitIndex` starts whatever now fits behind it.
 
+Graceful preemption (`grace`): victims are not removed but marked leaving (`evict_at`): they keep
+their resources and are nobody's candidates from then on. The preemptor does not start: it waits
+for them, and the room it needs beyond what they will free is **reserved** for it out of
+`available`, so nobody else can take it meanwhile. A preemptor with a reservation (`reserved`, from
+earlier passes) never preempts again; it starts when it fits in `available` plus its reservation,
+which at the latest is when its victims leave. A grace preemption frees nothing, so no rescan and no
+fetch follow it.
+
 Termination: each action adds one deployment to the running set and removes only deployments of
 strictly lower priority, so the running priorities, sorted in decreasing order, grow
 lexicographically with every action; over a finite set of deployments that cannot go on forever.
+(A graceful preemption removes nobody: it takes its victims out of every later choice and gives
+its preemptor a reservation, after which that preemptor never preempts again.)
 It also follows that preemptors act in non-increasing priority order, so a deployment started in a
 pass is never evicted later in the same pass.
 """
@@ -25,8 +35,9 @@ pass is never evicted later in the same pass.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Sequence, Set
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
+from dataclasses import replace
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from app.scheduling.entities import (
@@ -38,7 +49,8 @@ from app.scheduling.entities import (
 )
 from app.scheduling.fitindex import FitIndex
 from app.scheduling.relevance import RelevanceFilter, relevance_filter
-from app.scheduling.resources import Resources
+from app.scheduling.reprieve import deficit
+from app.scheduling.resources import Resources, total
 from app.scheduling.running import RunningSet
 from app.scheduling.strategies import Strategy
 
@@ -70,14 +82,18 @@ class SchedulingPass:
         fetch: Fetch | None = None,
         page_size: int = 100,
         max_bands: int = 8,
+        grace: timedelta | None = None,
+        reserved: Mapping[UUID, Resources] | None = None,
     ) -> None:
         self.capacity = capacity
         self.strategy = strategy
         self.now = now
+        self.grace = grace
+        self.reserved = dict(reserved or {})
         self.running = RunningSet(running)
         if not self.running.total.fits_in(capacity):
             raise ValueError("running deployments exceed the cluster's capacity")
-        self.available = capacity - self.running.total
+        self.available = capacity - self.running.total - total(self.reserved.values())
         self.decision = Decision()
         self.fetch_calls = 0
         self._fetch = fetch
@@ -174,6 +190,11 @@ class SchedulingPass:
     def _visit(self, position: int) -> bool:
         """Act on the deployment at the cursor; True when it evicted someone."""
         item = self._items[position]
+        held = self.reserved.get(item.id)
+        if held is not None:  # waiting for its victims to leave: it never preempts again
+            if item.resources.fits_in(self.available + held):
+                self._start(position)
+            return False
         if item.resources.fits_in(self.available):
             self._start(position)
             return False
@@ -181,6 +202,9 @@ class SchedulingPass:
             return False
         victims = self.strategy.select_victims(item, self.running, self.available)
         if not victims:
+            return False
+        if self.grace is not None:
+            self._preempt_gracefully(item, victims, self.grace)
             return False
         requeue: list[PendingDeployment] = []
         for victim in victims:
@@ -202,8 +226,30 @@ class SchedulingPass:
         self._rescan = True
         return True
 
+    def _preempt_gracefully(
+        self, item: PendingDeployment, victims: list[RunningDeployment], grace: timedelta
+    ) -> None:
+        """Mark the victims leaving at `now + grace` and reserve what else `item` needs."""
+        freed = total(victim.resources for victim in victims)
+        for victim in victims:
+            if victim.priority >= item.priority:
+                raise ValueError(f"strategy {self.strategy.name!r} chose a victim of equal rank")
+            self.running.remove(victim.id)
+            self.running.add(replace(victim, evict_at=self.now + grace, preempted_by=item.id))
+            self.decision.evicted.append(Eviction(victim.id, item.id))
+        held = deficit(item.resources, freed)
+        if not held.fits_in(self.available):
+            raise ValueError(f"strategy {self.strategy.name!r} chose too few victims")
+        self.reserved[item.id] = held
+        self.available = self.available - held
+        if self._fits is not None:
+            self._fits.set(self._cursor, self._from_available(item))
+
     def _start(self, position: int) -> None:
         item = self._items[position]
+        held = self.reserved.pop(item.id, None)
+        if held is not None:
+            self.available = self.available + held
         self.running.add(item.started(self.now))
         self.available = self.available - item.resources
         self._set_state(position, _RUNNING)
@@ -220,14 +266,19 @@ class SchedulingPass:
     def _set_state(self, position: int, state: int) -> None:
         self._state[position] = state
         if self._fits is not None:
-            resources = self._items[position].resources if state == _PENDING else None
-            self._fits.set(position, resources)
+            item = self._items[position]
+            self._fits.set(position, self._from_available(item) if state == _PENDING else None)
+
+    def _from_available(self, item: PendingDeployment) -> Resources:
+        """What `item` needs out of `available`: less what is reserved for it."""
+        held = self.reserved.get(item.id)
+        return item.resources if held is None else item.resources - held
 
     def _fit_index(self) -> FitIndex:
         if self._fits is None:
             self._fits = FitIndex(
                 [
-                    item.resources if state == _PENDING else None
+                    self._from_available(item) if state == _PENDING else None
                     for item, state in zip(self._items, self._state, strict=True)
                 ]
             )
@@ -262,8 +313,14 @@ def schedule(
     pending: Iterable[PendingDeployment],
     strategy: Strategy,
     now: datetime,
+    *,
+    grace: timedelta | None = None,
+    reserved: Mapping[UUID, Resources] | None = None,
 ) -> Decision:
-    """A full pass over the given pending deployments (dependencies already met)."""
-    scheduling_pass = SchedulingPass(capacity, running, strategy, now)
+    """A full pass over the given pending deployments (dependencies already met). With `grace`,
+    evictions are graceful; `reserved`: the reservations of preemptors waiting for victims."""
+    scheduling_pass = SchedulingPass(
+        capacity, running, strategy, now, grace=grace, reserved=reserved
+    )
     scheduling_pass.add(pending)
     return scheduling_pass.run()

@@ -1,6 +1,6 @@
 import uuid
 from datetime import datetime
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
@@ -17,6 +17,8 @@ _CLUSTER_EXAMPLE: dict[str, JsonValue] = {
     "preemption_strategy": "priority",
     "pending_count": 1,
     "running_count": 3,
+    "preempting_count": 0,
+    "preemption_grace_seconds": 0,
     "created_at": "2026-11-29T12:00:00Z",
 }
 
@@ -42,6 +44,9 @@ class _CapacityIn(RequestBody):
         return self.capacity if self.capacity is not None else self.resources
 
 
+GraceSeconds = Annotated[int, Field(ge=0, le=86_400, strict=True)]
+
+
 class ClusterIn(_CapacityIn):
     name: Name
     preemption_strategy: str = Field(
@@ -51,6 +56,13 @@ class ClusterIn(_CapacityIn):
         "lower priorities to make room) or `none` (never evict); anything else is 422 "
         "`unknown_strategy`.",
     )
+    preemption_grace_seconds: GraceSeconds = Field(
+        default=0,
+        description="0 (the default): evictions are immediate. Otherwise a victim first becomes "
+        "`preempting` for this many seconds (at most 86,400): it keeps its resources, takes no "
+        "new predictions and lets running ones finish; then it goes back to the queue and its "
+        "preemptor starts.",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -59,6 +71,7 @@ class ClusterIn(_CapacityIn):
                     "name": "gpu-pool-a",
                     "capacity": {"cpu": 64, "ram_gb": 256, "gpu": 8},
                     "preemption_strategy": "priority",
+                    "preemption_grace_seconds": 60,
                 }
             ]
         }
@@ -80,9 +93,19 @@ class ClusterIn(_CapacityIn):
 class ClusterPatch(_CapacityIn):
     name: Name | None = None
     preemption_strategy: str | None = Field(default=None, max_length=64)
+    preemption_grace_seconds: GraceSeconds | None = Field(
+        default=None,
+        description="Applies to evictions decided from now on; victims already `preempting` "
+        "keep their time.",
+    )
 
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"capacity": {"cpu": 128, "ram_gb": 512, "gpu": 8}}]}
+        json_schema_extra={
+            "examples": [
+                {"capacity": {"cpu": 128, "ram_gb": 512, "gpu": 8}},
+                {"preemption_grace_seconds": 120},
+            ]
+        }
     )
 
 
@@ -98,6 +121,10 @@ class ClusterOut(BaseModel):
     preemption_strategy: str
     pending_count: int
     running_count: int
+    preempting_count: int = Field(
+        description="Deployments being evicted gracefully; they still hold their resources."
+    )
+    preemption_grace_seconds: int
     created_at: datetime
 
 

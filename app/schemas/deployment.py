@@ -28,6 +28,49 @@ _DEPLOYMENT_EXAMPLE: dict[str, JsonValue] = {
     "started_at": "2026-11-29T12:00:00Z",
     "finished_at": None,
     "serving": {"ready": True, "reason": None, "since": "2026-11-29T12:00:02Z"},
+    "min_runtime_seconds": 600,
+    "max_runtime_seconds": 7200,
+    "protected_until": "2026-11-29T12:10:00Z",
+    "stops_at": "2026-11-29T14:00:00Z",
+    "evict_at": None,
+    "preempted_by": None,
+    "pending": None,
+    "estimated_start_at": None,
+}
+_PENDING_EXAMPLE: dict[str, JsonValue] = _DEPLOYMENT_EXAMPLE | {
+    "name": "batch-high",
+    "priority": 50,
+    "status": "pending",
+    "status_reason": "insufficient_resources",
+    "queue_position": 1,
+    "started_at": None,
+    "serving": None,
+    "min_runtime_seconds": None,
+    "max_runtime_seconds": None,
+    "protected_until": None,
+    "stops_at": None,
+    "pending": {
+        "reason": "waiting_for_preemption",
+        "message": "Needs 1 CPU more than is free; nothing is ahead of it in the queue; it is "
+        "preempting lower-priority deployments gracefully and starts when they have left, at "
+        "2026-11-29T12:01:00Z.",
+        "missing": {"cpu": 1.0, "ram_gb": 0.0, "gpu": 0},
+        "ahead": 0,
+        "ahead_ids": [],
+        "unmet_dependencies": [],
+        "fits_if_lower_priority_evicted": False,
+        "preemption_can_help": False,
+        "protection_ends_at": None,
+        "victims_leave_at": "2026-11-29T12:01:00Z",
+    },
+    "estimated_start_at": "2026-11-29T12:01:00Z",
+}
+_PREEMPTING_EXAMPLE: dict[str, JsonValue] = _DEPLOYMENT_EXAMPLE | {
+    "status": "preempting",
+    "protected_until": None,
+    "serving": None,
+    "evict_at": "2026-11-29T12:01:00Z",
+    "preempted_by": "7d1e2f3a-4444-4b5c-8d6e-9f0a1b2c3d4e",
 }
 
 
@@ -160,8 +203,9 @@ class PendingOut(BaseModel):
         "lower-priority deployment would not make room: preemption cannot help), "
         "`preemption_not_allowed` (evictions would make room, but its `preemption_policy` or "
         "the cluster's strategy forbids them), `waiting_for_protection` (the deployments it "
-        "could evict are protected by their `min_runtime_seconds`), `fits` (it fits and starts "
-        "at the cluster's next pass; rarely seen)."
+        "could evict are protected by their `min_runtime_seconds`), `waiting_for_preemption` "
+        "(it is evicting deployments gracefully and starts when they leave), `fits` (it fits "
+        "and starts at the cluster's next pass; rarely seen)."
     )
     message: str = Field(description="The same as a sentence.")
     missing: ResourcesOut = Field(
@@ -186,10 +230,17 @@ class PendingOut(BaseModel):
         description="With `waiting_for_protection`: when enough protection has ended for its "
         "evictions to make room."
     )
+    victims_leave_at: datetime | None = Field(
+        default=None,
+        description="With `waiting_for_preemption`: when the last deployment it is evicting "
+        "gracefully leaves (then it starts).",
+    )
 
 
 class DeploymentOut(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [_DEPLOYMENT_EXAMPLE]})
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [_DEPLOYMENT_EXAMPLE, _PENDING_EXAMPLE, _PREEMPTING_EXAMPLE]}
+    )
 
     id: uuid.UUID
     organization_id: uuid.UUID
@@ -235,6 +286,13 @@ class DeploymentOut(BaseModel):
     stops_at: datetime | None = Field(
         default=None,
         description="While running with `max_runtime_seconds`: when this run is completed.",
+    )
+    evict_at: datetime | None = Field(
+        default=None,
+        description="Only while `preempting`: when it leaves (back to the queue, resources freed).",
+    )
+    preempted_by: uuid.UUID | None = Field(
+        default=None, description="Only while `preempting`: the deployment it makes room for."
     )
     pending: PendingOut | None = Field(
         default=None, description="Only while pending: why it waits."

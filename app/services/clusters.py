@@ -62,6 +62,7 @@ async def create(
     name: str,
     capacity: Resources,
     strategy: str | None,
+    grace_seconds: int = 0,
 ) -> ClusterAccess:
     strategy = _check_strategy(strategy or DEFAULT_STRATEGY)
     await _raise_if_name_taken(db, access.row.id, name)
@@ -74,6 +75,8 @@ async def create(
         allocated_gpu=0,
         pending_count=0,
         running_count=0,
+        preempting_count=0,
+        preemption_grace_seconds=grace_seconds,
     )
     cluster.capacity = capacity
     db.add(cluster)
@@ -99,9 +102,11 @@ async def update(
     name: str | None,
     capacity: Resources | None,
     strategy: str | None,
+    grace_seconds: int | None = None,
 ) -> ClusterAccess:
-    """Change any of name, capacity and strategy, then re-run scheduling: growth starts what now
-    fits; pending deployments bigger than the new capacity fail (and their dependents)."""
+    """Change any of name, capacity, strategy and grace, then re-run scheduling: growth starts
+    what now fits; pending deployments bigger than the new capacity fail (and their
+    dependents)."""
     if strategy is not None:
         _check_strategy(strategy)
     await lock_organization(db, access.row.organization_id)
@@ -118,6 +123,8 @@ async def update(
         cluster.capacity = capacity
     if strategy is not None:
         cluster.preemption_strategy = strategy
+    if grace_seconds is not None:
+        cluster.preemption_grace_seconds = grace_seconds
     now = utcnow()
     await db.run_sync(placement.reschedule_sync, cluster, now, [], False)
     await _commit_unless_name_taken(db)
@@ -129,7 +136,7 @@ async def delete(db: AsyncSession, access: ClusterAccess) -> None:
     """Only an idle cluster can go; its finished deployments go with it."""
     await lock_organization(db, access.row.organization_id)
     cluster = await lock_cluster(db, access.row.id)
-    if cluster.pending_count or cluster.running_count:
+    if cluster.pending_count or cluster.running_count or cluster.preempting_count:
         raise Conflict("cluster_in_use", "The cluster still has pending or running deployments.")
     await db.delete(cluster)
     await db.commit()

@@ -114,6 +114,8 @@ def _started_arrival_statement() -> Select[Any]:
         update(Cluster)
         .where(
             Cluster.id == bindparam("cluster_id"),
+            # While victims are leaving, room is reserved that the row does not show.
+            Cluster.preempting_count == 0,
             *(table[f"capacity_{r}"] - table[f"allocated_{r}"] >= _needed(r) for r in _RESOURCES),
         )
         .values(
@@ -184,14 +186,14 @@ async def arrive(
         params = {f"new_{key}": value for key, value in values.items()}
         params |= {"cluster_id": cluster.id, "no_detail": _NO_DETAIL}
         # The row loaded without a lock says whether it probably fits; the statement decides.
-        if may_start and deployment.resources.fits_in(cluster.available):
+        if may_start and _fits_outright(deployment, cluster):
             started = await _arrive_started(db, cluster, deployment, params)
         if not started:
             row = (await conn.execute(_ARRIVAL, params)).one_or_none()
             if row is None:
                 raise not_found("cluster")
             refresh_locked(cluster, row)
-            started = may_start and deployment.resources.fits_in(cluster.available)
+            started = may_start and _fits_outright(deployment, cluster)
             if started:
                 await _start(db, cluster, deployment)
     else:
@@ -202,6 +204,11 @@ async def arrive(
     make_transient_to_detached(deployment)
     db.add(deployment)
     return started
+
+
+def _fits_outright(deployment: Deployment, cluster: Cluster) -> bool:
+    """It fits in what the row shows free, and no room is reserved beside it."""
+    return cluster.preempting_count == 0 and deployment.resources.fits_in(cluster.available)
 
 
 async def _arrive_started(

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.errors import Conflict
 from app.db.base import utcnow
 from app.models.cluster import Cluster
-from app.models.deployment import Deployment, DeploymentDependency, DeploymentStatus
+from app.models.deployment import HOLDING, Deployment, DeploymentDependency, DeploymentStatus
 from app.scheduling import PendingDeployment
 from app.services import placement
 from app.services.deployment_events import record
@@ -27,7 +27,8 @@ from app.services.tenancy import Scoped
 PENDING, RUNNING = DeploymentStatus.pending, DeploymentStatus.running
 COMPLETED, CANCELLED = DeploymentStatus.completed, DeploymentStatus.cancelled
 # The statuses each ending may leave; any other is 409 invalid_transition.
-ENDS_FROM = {COMPLETED: (RUNNING,), CANCELLED: (PENDING, RUNNING)}
+PREEMPTING = DeploymentStatus.preempting
+ENDS_FROM = {COMPLETED: (RUNNING, PREEMPTING), CANCELLED: (PENDING, RUNNING, PREEMPTING)}
 MAX_RUNTIME_REACHED = "max_runtime_reached"
 
 
@@ -88,15 +89,19 @@ async def _end(
         current = deployment.status if deployment else "missing"
         raise Conflict("invalid_transition", f"A {current} deployment cannot become {outcome}.")
     now = deadline if deadline is not None else utcnow()
-    was_running = deployment.status == RUNNING
+    was_running = deployment.status in HOLDING
     own = clusters[deployment.cluster_id]
     if was_running:
         own.allocated = own.allocated - deployment.resources
+    if deployment.status == PREEMPTING:
+        own.preempting_count -= 1
+    elif was_running:
         own.running_count -= 1
     else:
         own.pending_count -= 1
     reason = None if deadline is None else MAX_RUNTIME_REACHED
     deployment.status, deployment.status_reason, deployment.finished_at = outcome, reason, now
+    deployment.evict_at = deployment.preempted_by = None
     await db.flush()
     await db.run_sync(end_for_deployments, [deployment.id], now)
     if reason is not None:
@@ -120,7 +125,7 @@ async def _end(
 def _past_deadline(deployment: Deployment | None, deadline: datetime) -> bool:
     return (
         deployment is not None
-        and deployment.status == RUNNING
+        and deployment.status in HOLDING
         and deployment.stops_at is not None
         and deployment.stops_at <= deadline
     )

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.cluster import Cluster
 from app.models.deployment import (
+    ACTIVE,
     QUEUE_ORDER_BY,
     Deployment,
     DeploymentDependency,
@@ -224,7 +225,7 @@ async def count_active(db: AsyncSession, org_id: uuid.UUID) -> int:
             .select_from(Deployment)
             .where(
                 Deployment.organization_id == org_id,
-                Deployment.status.in_([PENDING, RUNNING]),
+                Deployment.status.in_(ACTIVE),
             )
         )
         or 0

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.base import utcnow
 from app.db.notifier import QUEUED_CHANNEL
-from app.models.deployment import Deployment, DeploymentStatus
+from app.models.deployment import HOLDING, Deployment
 from app.models.prediction import Prediction, PredictionStatus
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -66,10 +66,11 @@ SELECT f.* FROM finished f, LATERAL (SELECT pg_notify('prediction_done', CAST(f.
 async def running_deployments(
     sessions: Sessions, deployment_ids: list[uuid.UUID]
 ) -> set[uuid.UUID]:
+    """Those still holding resources: running, or preempting (their predictions may finish)."""
     async with sessions() as db:
         rows = await db.scalars(
             select(Deployment.id).where(
-                Deployment.id.in_(deployment_ids), Deployment.status == DeploymentStatus.running
+                Deployment.id.in_(deployment_ids), Deployment.status.in_(HOLDING)
             )
         )
         return set(rows)

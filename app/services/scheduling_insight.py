@@ -23,12 +23,15 @@ from app.models.deployment import (
     DeploymentDependency,
     DeploymentStatus,
 )
-from app.scheduling import RunningDeployment, RunningSet, get_strategy
+from app.scheduling import Resources, RunningDeployment, RunningSet, get_strategy
 from app.scheduling.explain import REASONS, WAITING_FOR_DEPENDENCIES, PendingExplanation, explain
 from app.scheduling.forecast import estimate_starts
+from app.scheduling.reservations import reservations
+from app.services.placement.passes import grace_of
 from app.services.placement.statements import (
     LOAD_RUNNING,
     QUEUE_COLUMNS,
+    load_awaiting,
     pending_of_deployment,
     pending_of_row,
     running_of,
@@ -51,10 +54,14 @@ class Insight:
 class ClusterState:
     cluster: Cluster
     running: list[RunningDeployment]
+    reserved: dict[uuid.UUID, Resources]  # for preemptors waiting for their victims
 
     @property
     def changes_on_its_own(self) -> bool:
-        return any(r.stops_at is not None or r.protected_until is not None for r in self.running)
+        return any(
+            run.stops_at is not None or run.protected_until is not None or run.evict_at is not None
+            for run in self.running
+        )
 
 
 async def cluster_state(db: AsyncSession, cluster_id: uuid.UUID) -> ClusterState | None:
@@ -65,7 +72,8 @@ async def cluster_state(db: AsyncSession, cluster_id: uuid.UUID) -> ClusterState
     running = [
         running_of(row) for row in await conn.execute(LOAD_RUNNING, {"cluster_id": cluster_id})
     ]
-    return ClusterState(cluster, running)
+    awaiting = await db.run_sync(load_awaiting, running, frozenset())
+    return ClusterState(cluster, running, reservations(running, awaiting))
 
 
 async def insights(
@@ -111,6 +119,7 @@ async def _for_cluster(
             ahead=ahead,
             ahead_ids=head[:ahead],
             unmet_dependencies=unmet.get(deployment.id, ()),
+            reserved=state.reserved,
         )
         found[deployment.id] = Insight(why, estimates.get(deployment.id))
     return found
@@ -139,6 +148,7 @@ async def _estimates(
         get_strategy(cluster.preemption_strategy),
         utcnow(),
         wanted={d.id for d in queued},
+        grace=grace_of(cluster),
     )
 
 

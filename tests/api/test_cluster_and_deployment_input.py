@@ -176,9 +176,11 @@ async def test_cluster_body_and_defaults(scene: tuple[Org, User, str]) -> None:
     body = (await org.admin.client.get(f"/api/v1/clusters/{cluster_id}")).json()
     assert set(body) == {
         "id", "organization_id", "name", "capacity", "allocated", "available",
-        "preemption_strategy", "pending_count", "running_count", "created_at",
+        "preemption_strategy", "pending_count", "running_count", "preempting_count",
+        "preemption_grace_seconds", "created_at",
     }  # fmt: skip
     assert body["preemption_strategy"] == "priority"
+    assert (body["preempting_count"], body["preemption_grace_seconds"]) == (0, 0)
     assert body["capacity"] == {"cpu": 8, "ram_gb": 32, "gpu": 2}
     listed = await org.admin.client.get(f"/api/v1/organizations/{org.id}/clusters")
     assert [c["id"] for c in listed.json()] == [cluster_id]

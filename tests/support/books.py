@@ -6,16 +6,19 @@ from typing import Any
 import psycopg
 
 # Per cluster: capacity, allocated and counts as stored (columns 1-8), and the same recomputed from
-# its deployment rows (9-13). `{where}` narrows it to some clusters.
+# its deployment rows (9-13), then the preempting count stored and recomputed (14-15). Running and
+# preempting deployments both hold resources. `{where}` narrows it to some clusters.
 CLUSTER_BOOKS = """
     SELECT c.id, c.capacity_cpu_millis, c.capacity_ram_millis, c.capacity_gpu,
            c.allocated_cpu_millis, c.allocated_ram_millis, c.allocated_gpu,
            c.running_count, c.pending_count,
-           COALESCE(SUM(d.cpu_millis) FILTER (WHERE d.status = 'running'), 0),
-           COALESCE(SUM(d.ram_millis) FILTER (WHERE d.status = 'running'), 0),
-           COALESCE(SUM(d.gpu) FILTER (WHERE d.status = 'running'), 0),
+           COALESCE(SUM(d.cpu_millis) FILTER (WHERE d.status IN ('running', 'preempting')), 0),
+           COALESCE(SUM(d.ram_millis) FILTER (WHERE d.status IN ('running', 'preempting')), 0),
+           COALESCE(SUM(d.gpu) FILTER (WHERE d.status IN ('running', 'preempting')), 0),
            COUNT(d.id) FILTER (WHERE d.status = 'running'),
-           COUNT(d.id) FILTER (WHERE d.status = 'pending')
+           COUNT(d.id) FILTER (WHERE d.status = 'pending'),
+           c.preempting_count,
+           COUNT(d.id) FILTER (WHERE d.status = 'preempting')
     FROM clusters c LEFT JOIN deployments d ON d.cluster_id = c.id
     {where}
     GROUP BY c.id
@@ -29,6 +32,7 @@ def assert_balanced(rows: Sequence[Sequence[Any]]) -> None:
         assert allocated == running_sum, f"cluster {row[0]}: allocated {allocated} != {running_sum}"
         assert all(a <= c for a, c in zip(allocated, capacity, strict=True)), row
         assert (row[7], row[8]) == (row[12], row[13]), f"cluster {row[0]}: counts {row[7:9]}"
+        assert row[14] == row[15], f"cluster {row[0]}: preempting count {row[14]} != {row[15]}"
 
 
 def check_books(postgres_url: str) -> None:

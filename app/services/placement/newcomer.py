@@ -5,7 +5,8 @@ pass at all: it fits (start it), or it cannot get room even by evicting every lo
 it pending). A strategy whose victims always come from the lowest candidates
 (`Strategy.victims_from_tail`) lets a preemption load only that tail (`app.scheduling.reprieve`);
 when `reprieve.settles` proves that nothing else can act afterwards, the eviction and start are the
-whole pass. Anything else runs the general pass, which loads the running set.
+whole pass. Anything else runs the general pass, which loads the running set: so do graceful
+evictions, and any arrival while victims are leaving (room is reserved for their preemptors).
 """
 
 from datetime import datetime
@@ -35,6 +36,10 @@ def place_newcomer(
     """Place it; the evictions its placement made (a dry run reports them)."""
     needed = deployment.resources
     available = cluster.available
+    if cluster.preempting_count:
+        # Room is reserved for preemptors waiting for their victims: only a pass knows how much.
+        newcomer = pending_of_deployment(deployment)
+        return reschedule(session, cluster, now, newcomers=[newcomer], at_fixpoint=True).evicted
     if needed.fits_in(available):
         _start(session, cluster, deployment, now)
         return []
@@ -53,7 +58,7 @@ def place_newcomer(
     victims = victims_in_tail(needed, available, tail)
     if victims is None:
         return []
-    if not settles(needed, victims):
+    if cluster.preemption_grace_seconds or not settles(needed, victims):
         return reschedule(session, cluster, now, newcomers=[newcomer], at_fixpoint=True).evicted
     known = Known({victim.id: victim.resources for victim in victims})
     evictions = [Eviction(victim.id, deployment.id) for victim in victims]

@@ -9,7 +9,7 @@ a state nobody else changes.
 import uuid
 from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
@@ -26,10 +26,17 @@ from app.scheduling import (
     schedule_incremental,
 )
 from app.scheduling.entities import NO_LIMITS, RuntimeLimits
+from app.scheduling.reservations import reservations
 from app.services.decision_metrics import count_decisions, first_starts
 from app.services.deployment_events import record
 from app.services.deployment_failures import fail
-from app.services.placement.statements import EVICT, fetch_relevant, load_running
+from app.services.placement.statements import (
+    BEGIN_PREEMPTING,
+    EVICT,
+    fetch_relevant,
+    load_awaiting,
+    load_running,
+)
 
 STAMP_LIMITS = (
     update(Deployment)
@@ -69,6 +76,9 @@ def reschedule(
     for item in running:
         known.add(item.id, item.resources, item.limits)
     arriving = list(newcomers)
+    # Preemptors waiting for their victims to leave: handed to the pass with what is reserved for
+    # them, which the relevance filter knows nothing of.
+    arriving += load_awaiting(session, running, {newcomer.id for newcomer in arriving})
     for newcomer in arriving:
         known.add(newcomer.id, newcomer.resources, newcomer.limits)
 
@@ -86,9 +96,16 @@ def reschedule(
         get_strategy(cluster.preemption_strategy),
         now,
         at_fixpoint=at_fixpoint,
+        grace=grace_of(cluster),
+        reserved=reservations(running, arriving),
     )
     _apply(session, cluster, decision, known, now)
     return decision
+
+
+def grace_of(cluster: Cluster) -> timedelta | None:
+    seconds = cluster.preemption_grace_seconds
+    return timedelta(seconds=seconds) if seconds else None
 
 
 def reschedule_sync(
@@ -103,9 +120,16 @@ def reschedule_sync(
 
 
 def evict(
-    session: Session, cluster: Cluster, evicted: list[Eviction], known: Known, now: datetime
+    session: Session,
+    cluster: Cluster,
+    evicted: list[Eviction],
+    known: Known,
+    now: datetime,
+    *,
+    leaving: bool = False,
 ) -> None:
-    """Victims back to the queue: one UPDATE, their events, the cluster's books."""
+    """Victims back to the queue: one UPDATE, their events, the cluster's books. `leaving`: they
+    were `preempting` (their grace is over), not `running`."""
     session.connection().execute(EVICT, {"ids": [e.victim_id for e in evicted]})
     freed_cpu = freed_ram = freed_gpu = 0
     for eviction in evicted:
@@ -118,9 +142,36 @@ def evict(
         freed_ram += res.ram_millis
         freed_gpu += res.gpu
     cluster.allocated = cluster.allocated - Resources(freed_cpu, freed_ram, freed_gpu)
-    cluster.running_count -= len(evicted)
+    if leaving:
+        cluster.preempting_count -= len(evicted)
+    else:
+        cluster.running_count -= len(evicted)
     cluster.pending_count += len(evicted)
     count_decisions(session, "evicted", len(evicted))
+
+
+def begin_preempting(
+    session: Session, cluster: Cluster, evicted: list[Eviction], now: datetime, grace: timedelta
+) -> None:
+    """Graceful evictions: the victims become `preempting` until `now + grace`, still holding
+    their resources (the books' allocation does not change), each with a `preempting` event."""
+    leaves = now + grace
+    session.connection().execute(
+        BEGIN_PREEMPTING,
+        [{"victim": e.victim_id, "by": e.preemptor_id, "leaves": leaves} for e in evicted],
+    )
+    for eviction in evicted:
+        record(
+            session,
+            eviction.victim_id,
+            "preempting",
+            now,
+            preempted_by=str(eviction.preemptor_id),
+            evict_at=leaves.isoformat().replace("+00:00", "Z"),
+        )
+    cluster.running_count -= len(evicted)
+    cluster.preempting_count += len(evicted)
+    count_decisions(session, "preempting", len(evicted))
 
 
 def _stamp_limits(session: Session, started: list[uuid.UUID], known: Known, now: datetime) -> None:
@@ -144,7 +195,10 @@ def _apply(
     session: Session, cluster: Cluster, decision: Decision, known: Known, now: datetime
 ) -> None:
     """Evictions first, then starts, then failures: the order the pass took them in."""
-    if decision.evicted:
+    grace = grace_of(cluster)
+    if decision.evicted and grace is not None:
+        begin_preempting(session, cluster, decision.evicted, now, grace)
+    elif decision.evicted:
         evict(session, cluster, decision.evicted, known, now)
     if decision.started:
         rows = session.execute(

@@ -15,6 +15,7 @@ from sqlalchemy import Select, and_, bindparam, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from app.models.deployment import (
+    HOLDING,
     LOWEST_FIRST,
     QUEUE_ORDER_BY,
     Deployment,
@@ -86,6 +87,8 @@ _RUNNING_COLUMNS = (
     Deployment.max_runtime_seconds,
     Deployment.protected_until,
     Deployment.stops_at,
+    Deployment.evict_at,
+    Deployment.preempted_by,
 )
 QUEUE_COLUMNS = (
     Deployment.id,
@@ -104,8 +107,9 @@ _CPU = bindparam("cpu", type_=Deployment.cpu_millis.type)
 _RAM = bindparam("ram", type_=Deployment.ram_millis.type)
 _GPU = bindparam("gpu", type_=Deployment.gpu.type)
 
+# Everything holding resources: running, and leaving (`preempting`).
 LOAD_RUNNING = select(*_RUNNING_COLUMNS).where(
-    Deployment.cluster_id == _CLUSTER, Deployment.status == RUNNING
+    Deployment.cluster_id == _CLUSTER, Deployment.status.in_(HOLDING)
 )
 
 # Preemption candidates of a newcomer: running, not protected, strictly lower priority; read
@@ -162,6 +166,8 @@ def _tail_everything() -> Select[*tuple[Any, ...]]:
             c.max_runtime_seconds,
             c.protected_until,
             c.stops_at,
+            c.evict_at,
+            c.preempted_by,
         )
         .where(
             c.all_cpu >= _CPU,
@@ -194,6 +200,17 @@ EVICT = (
         preemption_count=Deployment.preemption_count + 1,
         protected_until=None,
         stops_at=None,
+        evict_at=None,
+        preempted_by=None,
+    )
+)
+BEGIN_PREEMPTING = (
+    update(Deployment)
+    .where(Deployment.id == bindparam("victim"))
+    .values(
+        status=DeploymentStatus.preempting,
+        evict_at=bindparam("leaves"),
+        preempted_by=bindparam("by"),
     )
 )
 
@@ -209,6 +226,8 @@ def running_of(row: Any) -> RunningDeployment:
         limits_of(row[8], row[9]),
         row[10],
         row[11],
+        row[12],
+        row[13],
     )
 
 
@@ -228,6 +247,24 @@ def load_running(session: Session, cluster_id: uuid.UUID) -> list[RunningDeploym
         running_of(row)
         for row in session.connection().execute(LOAD_RUNNING, {"cluster_id": cluster_id})
     ]
+
+
+def load_awaiting(
+    session: Session, running: list[RunningDeployment], given: Set[uuid.UUID]
+) -> list[PendingDeployment]:
+    """The queued preemptors whose victims are still leaving (`preempted_by` of `running`), but
+    those in `given`."""
+    ids = {run.preempted_by for run in running if run.preempted_by is not None} - given
+    if not ids:
+        return []
+    rows = session.connection().execute(
+        select(*QUEUE_COLUMNS).where(
+            Deployment.id.in_(ids),
+            Deployment.status == PENDING,
+            Deployment.unmet_dependencies == 0,
+        )
+    )
+    return [pending_of_row(row) for row in rows]
 
 
 def _fits(prefix: str) -> Any:

@@ -30,6 +30,8 @@ def cluster_out(cluster: Cluster) -> ClusterOut:
         preemption_strategy=cluster.preemption_strategy,
         pending_count=cluster.pending_count,
         running_count=cluster.running_count,
+        preempting_count=cluster.preempting_count,
+        preemption_grace_seconds=cluster.preemption_grace_seconds,
         created_at=cluster.created_at,
     )
 
@@ -50,7 +52,12 @@ def cluster_out(cluster: Cluster) -> ClusterOut:
 )
 async def create_cluster(body: ClusterIn, access: OrgForNewCluster, db: DbSession) -> ClusterOut:
     created = await cluster_service.create(
-        db, access, body.name, body.required_capacity.to_domain(), body.preemption_strategy
+        db,
+        access,
+        body.name,
+        body.required_capacity.to_domain(),
+        body.preemption_strategy,
+        body.preemption_grace_seconds,
     )
     return cluster_out(created.row)
 
@@ -100,6 +107,7 @@ async def update_cluster(body: ClusterPatch, access: ClusterForUpdate, db: DbSes
         body.name,
         body.given_capacity.to_domain() if body.given_capacity else None,
         body.preemption_strategy,
+        body.preemption_grace_seconds,
     )
     return cluster_out(updated.row)
 

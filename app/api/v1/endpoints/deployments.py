@@ -50,6 +50,7 @@ StatusFilter = Annotated[DeploymentStatus | None, Query(description="Only this s
 def deployment_out(view: DeploymentView) -> DeploymentOut:
     d = view.deployment
     running = d.status == DeploymentStatus.running
+    leaving = d.status == DeploymentStatus.preempting
     return DeploymentOut(
         id=d.id,
         organization_id=d.organization_id,
@@ -75,6 +76,8 @@ def deployment_out(view: DeploymentView) -> DeploymentOut:
         max_runtime_seconds=d.max_runtime_seconds,
         protected_until=d.protected_until if running else None,
         stops_at=d.stops_at if running else None,
+        evict_at=d.evict_at if leaving else None,
+        preempted_by=d.preempted_by if leaving else None,
         pending=pending_out(view.insight.pending) if view.insight else None,
         estimated_start_at=view.insight.estimated_start_at if view.insight else None,
     )
@@ -91,6 +94,7 @@ def pending_out(why: PendingExplanation) -> PendingOut:
         fits_if_lower_priority_evicted=why.fits_if_lower_evicted,
         preemption_can_help=why.preemption_can_help,
         protection_ends_at=why.protection_ends_at,
+        victims_leave_at=why.victims_leave_at,
     )
 
 
