@@ -10,7 +10,7 @@ Insufficient cpu", but for one pool of capacity, and exact.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal, get_args
@@ -46,8 +46,8 @@ class PendingExplanation:
     dimension). `fits_if_lower_evicted`: evicting every evictable deployment of strictly lower
     priority would make room. `preemption_can_help`: that, and it may preempt under the cluster's
     strategy. `protection_ends_at`: with `waiting_for_protection`, when enough protection has
-    ended for it to make room. `protected_in_the_way`: how many protected deployments it would
-    evict were they not protected (the evictions protection avoids)."""
+    ended for it to make room. `victims_leave_at`: with `waiting_for_preemption`, when the last of
+    the deployments it is preempting gracefully leaves."""
 
     reason: PendingReason
     missing: Resources
@@ -57,7 +57,6 @@ class PendingExplanation:
     fits_if_lower_evicted: bool
     preemption_can_help: bool
     protection_ends_at: datetime | None
-    protected_in_the_way: int
     victims_leave_at: datetime | None = None
 
     @property
@@ -65,40 +64,65 @@ class PendingExplanation:
         return _sentence(self)
 
 
-def explain(
+@dataclass(frozen=True, slots=True)
+class Surroundings:
+    """A cluster as one pending deployment of priority p sees it: all that `explain` reads.
+
+    `available`: free for it (less what is reserved for other preemptors). `evictable_below`: held
+    by running deployments of priority < p that are neither protected nor leaving.
+    `protected_below`: the protected ones of priority < p. `victims_leave_at`: when it is waiting
+    for its own graceful victims, the last one's `evict_at`."""
+
+    available: Resources
+    evictable_below: Resources
+    protected_below: tuple[RunningDeployment, ...] = ()
+    victims_leave_at: datetime | None = None
+
+
+def surroundings(
     target: PendingDeployment,
     capacity: Resources,
     running: RunningSet,
+    reserved: Mapping[UUID, Resources] | None = None,
+) -> Surroundings:
+    """`Surroundings` read off a whole running set; `reserved` as `reservations.reservations`."""
+    held = dict(reserved or {})
+    mine = held.pop(target.id, None)
+    leaving = [run.evict_at for run in running if run.preempted_by == target.id and run.evict_at]
+    return Surroundings(
+        capacity - running.total - total(held.values()),
+        running.lower_total(target.priority),
+        tuple(running.protected_below(target.priority)),
+        max(leaving) if mine is not None and leaving else None,
+    )
+
+
+def explain(
+    target: PendingDeployment,
+    around: Surroundings,
     strategy: Strategy,
     *,
     ahead: int = 0,
     ahead_ids: Sequence[UUID] = (),
     unmet_dependencies: Sequence[UUID] = (),
-    reserved: Mapping[UUID, Resources] | None = None,
 ) -> PendingExplanation:
-    """Why `target` waits on a cluster of `capacity` where `running` runs; `reserved`: what is held
-    for preemptors waiting for their victims (`reservations.reservations`)."""
+    """Why `target` waits, in `around`, under `strategy`."""
     need = target.resources
-    held = dict(reserved or {})
-    mine = held.pop(target.id, None)
-    available = capacity - running.total - total(held.values())
-    leaving = [run.evict_at for run in running if run.preempted_by == target.id and run.evict_at]
-    victims_leave_at = max(leaving, default=None)
-    evictable = available + running.lower_total(target.priority)
+    available = around.available
+    evictable = available + around.evictable_below
     fits_if_lower_evicted = need.fits_in(evictable)
     allowed = target.may_preempt and strategy.evicts
-    protected = running.protected_below(target.priority)
+    protected = around.protected_below
     fits_if_unprotected = need.fits_in(evictable + total(run.resources for run in protected))
-    protection_ends_at, in_the_way = None, 0
+    protection_ends_at = None
     if allowed and fits_if_unprotected and not fits_if_lower_evicted:
         protection_ends_at = _room_once_unprotected(need, evictable, protected)
-        in_the_way = _protected_victims(need, available, running, target.priority)
     reason: PendingReason
     if unmet_dependencies:
         reason = WAITING_FOR_DEPENDENCIES
     elif need.fits_in(available):
         reason = FITS
-    elif mine is not None and victims_leave_at is not None:
+    elif around.victims_leave_at is not None:
         reason = WAITING_FOR_PREEMPTION
     elif protection_ends_at is not None:
         reason = WAITING_FOR_PROTECTION
@@ -115,8 +139,7 @@ def explain(
         fits_if_lower_evicted=fits_if_lower_evicted,
         preemption_can_help=fits_if_lower_evicted and allowed,
         protection_ends_at=protection_ends_at,
-        protected_in_the_way=in_the_way,
-        victims_leave_at=victims_leave_at if reason == WAITING_FOR_PREEMPTION else None,
+        victims_leave_at=around.victims_leave_at if reason == WAITING_FOR_PREEMPTION else None,
     )
 
 
@@ -137,15 +160,16 @@ def _protection_end(run: RunningDeployment) -> datetime:
     return run.protected_until
 
 
-def _protected_victims(
-    need: Resources, available: Resources, running: RunningSet, priority: int
+def protected_in_the_way(
+    target: PendingDeployment, available: Resources, running: Iterable[RunningDeployment]
 ) -> int:
-    """How many protected deployments the `priority` strategy's reprieve would evict if nothing
-    were protected."""
-    candidates = [run for run in running if run.priority < priority]
+    """How many protected deployments the `priority` strategy's reprieve would evict for
+    `target` if nothing were protected: the evictions protection avoids. `available` as in
+    `Surroundings`; `running` holds at least every running deployment below its priority."""
+    candidates = [run for run in running if run.priority < target.priority and run.evict_at is None]
     free = available + total(run.resources for run in candidates)
     in_order = sorted(candidates, key=REPRIEVE.sort_key())
-    victims = reprieve(need, free, in_order) or []
+    victims = reprieve(target.resources, free, in_order) or []
     return sum(victim.protected_until is not None for victim in victims)
 
 

@@ -28,7 +28,7 @@ from app.services.deployment_arrival import arrive
 from app.services.deployment_failures import fail
 from app.services.deployment_views import DeploymentView, queue_position_of
 from app.services.locks import lock_organization
-from app.services.scheduling_insight import Insight, insights
+from app.services.scheduling_insight import Insight, evictions_protection_avoids, insights
 from app.services.tenancy import Scoped, parse_id
 
 PENDING = DeploymentStatus.pending
@@ -68,7 +68,7 @@ async def create(
     await db.commit()
     view = await _view_of_new(db, deployment, dependency_ids)
     if view.insight is not None and view.insight.pending.reason == WAITING_FOR_PROTECTION:
-        evictions_avoided(db.sync_session, view.insight.pending.protected_in_the_way)
+        evictions_avoided(db.sync_session, await evictions_protection_avoids(db, deployment))
     return view
 
 

@@ -11,8 +11,9 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
@@ -24,7 +25,15 @@ from app.models.deployment import (
     DeploymentStatus,
 )
 from app.scheduling import Resources, RunningDeployment, RunningSet, get_strategy
-from app.scheduling.explain import REASONS, WAITING_FOR_DEPENDENCIES, PendingExplanation, explain
+from app.scheduling.explain import (
+    REASONS,
+    WAITING_FOR_DEPENDENCIES,
+    PendingExplanation,
+    Surroundings,
+    explain,
+    protected_in_the_way,
+    surroundings,
+)
 from app.scheduling.forecast import estimate_starts
 from app.scheduling.reservations import reservations
 from app.services.placement.passes import grace_of
@@ -87,12 +96,69 @@ async def insights(
     unmet = await _unmet_dependencies(db, [d.id for d in waiting if d.unmet_dependencies])
     found: dict[uuid.UUID, Insight] = {}
     for cluster_id in sorted({d.cluster_id for d in waiting}):
-        state = await cluster_state(db, cluster_id)
-        if state is None:
-            continue
         here = [d for d in waiting if d.cluster_id == cluster_id]
-        found |= await _for_cluster(db, state, here, positions, unmet)
+        if len(here) == 1:
+            light = await _light(db, here[0], positions, unmet)
+            if light is not None:
+                found[here[0].id] = light
+                continue
+        state = await cluster_state(db, cluster_id)
+        if state is not None:
+            found |= await _for_cluster(db, state, here, positions, unmet)
     return found
+
+
+def _around_statement() -> Select[*tuple[Any, ...]]:
+    """For one pending deployment of priority p, in one statement over its cluster's running
+    rows: what the evictable ones below p hold, how many protected ones are below p, and how many
+    have a deadline or a protection (then time alone changes the cluster)."""
+    below = Deployment.priority < bindparam("priority", type_=Deployment.priority.type)
+    protected = Deployment.protected_until.is_not(None)
+    evictable = and_(below, Deployment.protected_until.is_(None))
+    return select(
+        *(
+            func.coalesce(func.sum(column).filter(evictable), 0)
+            for column in (Deployment.cpu_millis, Deployment.ram_millis, Deployment.gpu)
+        ),
+        func.count().filter(and_(below, protected)),
+        func.count().filter(or_(protected, Deployment.stops_at.is_not(None))),
+    ).where(
+        Deployment.cluster_id == bindparam("cluster_id", type_=Deployment.cluster_id.type),
+        Deployment.status == DeploymentStatus.running,
+    )
+
+
+_AROUND = _around_statement()
+
+
+async def _light(
+    db: AsyncSession,
+    deployment: Deployment,
+    positions: dict[uuid.UUID, int],
+    unmet: dict[uuid.UUID, list[uuid.UUID]],
+) -> Insight | None:
+    """One pending deployment's insight without loading its cluster's running set, in the usual
+    case where nothing there is protected, timed or leaving (then no estimate exists either);
+    None otherwise."""
+    cluster = await db.get(Cluster, deployment.cluster_id)
+    if cluster is None or cluster.preempting_count:
+        return None
+    params = {"cluster_id": cluster.id, "priority": deployment.priority}
+    row = (await (await db.connection()).execute(_AROUND, params)).one()
+    if row[3] or row[4]:
+        return None
+    around = Surroundings(cluster.available, Resources(int(row[0]), int(row[1]), int(row[2])))
+    ahead = positions.get(deployment.id, 1) - 1
+    head = await _queue_head(db, cluster.id) if ahead else []
+    why = explain(
+        pending_of_deployment(deployment),
+        around,
+        get_strategy(cluster.preemption_strategy),
+        ahead=ahead,
+        ahead_ids=head[:ahead],
+        unmet_dependencies=unmet.get(deployment.id, ()),
+    )
+    return Insight(why, None)
 
 
 async def _for_cluster(
@@ -111,15 +177,14 @@ async def _for_cluster(
     found = {}
     for deployment in deployments:
         ahead = positions.get(deployment.id, 1) - 1
+        pending = pending_of_deployment(deployment)
         why = explain(
-            pending_of_deployment(deployment),
-            cluster.capacity,
-            running,
+            pending,
+            surroundings(pending, cluster.capacity, running, state.reserved),
             strategy,
             ahead=ahead,
             ahead_ids=head[:ahead],
             unmet_dependencies=unmet.get(deployment.id, ()),
-            reserved=state.reserved,
         )
         found[deployment.id] = Insight(why, estimates.get(deployment.id))
     return found
@@ -215,8 +280,21 @@ async def pending_by_reason(db: AsyncSession) -> dict[str, int]:
                 Deployment.unmet_dependencies == 0,
             )
         )
+        capacity = state.cluster.capacity
         for row in queue:
-            counts[
-                explain(pending_of_row(row), state.cluster.capacity, running, strategy).reason
-            ] += 1
+            pending = pending_of_row(row)
+            around = surroundings(pending, capacity, running, state.reserved)
+            counts[explain(pending, around, strategy).reason] += 1
     return counts
+
+
+async def evictions_protection_avoids(db: AsyncSession, deployment: Deployment) -> int:
+    """For a newcomer waiting for protection: how many protected deployments it would have
+    evicted (the metric of evictions avoided)."""
+    state = await cluster_state(db, deployment.cluster_id)
+    if state is None:
+        return 0
+    pending = pending_of_deployment(deployment)
+    running = RunningSet(state.running)
+    around = surroundings(pending, state.cluster.capacity, running, state.reserved)
+    return protected_in_the_way(pending, around.available, state.running)

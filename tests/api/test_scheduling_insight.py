@@ -224,3 +224,29 @@ async def test_metrics_count_real_decisions_only(make_cluster: Any, app: FastAPI
     swept = (await c.dev.client.get("/metrics")).text
     assert metric(swept, reached) == metric(before, reached) + 1
     assert metric(swept, starts) == metric(before, starts) + 2  # high's first start
+
+
+async def test_a_deployment_read_alone_and_in_a_listing_says_the_same(make_cluster: Any) -> None:
+    """A single read takes a shortcut (one aggregate instead of the running set) when nothing
+    in the cluster is protected, timed or leaving; a listing always loads the running set."""
+    c = await make_cluster(cpu=4)
+    base = await c.submit("base", cpu=2, priority=3)
+    await c.submit("second", cpu=1, gpu=1, priority=1)
+    waiting = [
+        await c.submit("big", cpu=3, priority=2),
+        await c.submit("polite", cpu=2, priority=5, preemption_policy="never"),
+        await c.submit("after", cpu=1, depends_on=[base["id"]]),
+    ]
+    listed = {
+        d["id"]: d for d in (await c.dev.client.get(f"/api/v1/clusters/{c.id}/deployments")).json()
+    }
+    for deployment in waiting:
+        alone = await c.get(deployment)
+        assert alone["pending"] is not None
+        assert alone["pending"] == listed[deployment["id"]]["pending"]
+    reasons = {listed[d["id"]]["pending"]["reason"] for d in waiting}
+    assert reasons == {
+        "insufficient_resources",
+        "preemption_not_allowed",
+        "waiting_for_dependencies",
+    }

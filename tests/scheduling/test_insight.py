@@ -19,7 +19,14 @@ from app.scheduling import (
     schedule,
 )
 from app.scheduling.entities import RuntimeLimits
-from app.scheduling.explain import FITS, INSUFFICIENT_RESOURCES, WAITING_FOR_PROTECTION, explain
+from app.scheduling.explain import (
+    FITS,
+    INSUFFICIENT_RESOURCES,
+    WAITING_FOR_PROTECTION,
+    explain,
+    protected_in_the_way,
+    surroundings,
+)
 from app.scheduling.forecast import estimate_starts, next_moment
 from tests.scheduling.oracle import (
     T0,
@@ -113,7 +120,8 @@ def test_the_explanation_agrees_with_the_decision(
     strategy = get_strategy(strategy_name)
     now_running = _running(world)
     for item in world.pending.values():
-        why = explain(item, capacity, RunningSet(now_running), strategy)
+        around = surroundings(item, capacity, RunningSet(now_running))
+        why = explain(item, around, strategy)
         assert why.reason != FITS, "the cluster is at its fixpoint"
         # "Evicting every lower priority would make room" is exactly whether a preemptor starts.
         assert why.fits_if_lower_evicted == _starts_alone(world, item, now_running)
@@ -127,7 +135,8 @@ def test_the_explanation_agrees_with_the_decision(
             unshielded = [replace(r, protected_until=None) for r in now_running]
             victims = kube_victims(item, unshielded, capacity - world.allocated())
             shielded = {r.id for r in now_running if r.protected_until is not None}
-            assert why.protected_in_the_way == sum(v.id in shielded for v in victims) > 0
+            avoided = protected_in_the_way(item, around.available, now_running)
+            assert avoided == sum(v.id in shielded for v in victims) > 0
         elif why.reason == INSUFFICIENT_RESOURCES:
             # "Preemption cannot help" is never wrong, protections or not.
             unshielded = [replace(r, protected_until=None) for r in now_running]
