@@ -30,6 +30,11 @@ from app.services.locks import COUNT_NEW, lock_cluster_for_new_deployment, refre
 from app.services.placement.newcomer import deployment_run
 
 _DEPLOYMENT_COLUMNS = list(Deployment.__table__.columns)
+# Null in every new deployment until it starts or is preempted: left to their default by the
+# arrival statements, which are shorter for it (their cache key is computed at every execution).
+_SET_LATER = {"protected_until", "stops_at", "evict_at", "preempted_by"}
+_ARRIVING = [c for c in _DEPLOYMENT_COLUMNS if c.key not in _SET_LATER]
+_STARTING = [c for c in _DEPLOYMENT_COLUMNS if c.key not in {"evict_at", "preempted_by"}]
 _EVENT = DeploymentEvent.__table__.c
 _NO_DETAIL: dict[str, Any] = {}
 _RESOURCES = ("cpu_millis", "ram_millis", "gpu")
@@ -56,8 +61,8 @@ def _arrival_statement() -> Select[Any]:
     deployment = (
         insert(Deployment)
         .from_select(
-            [c.key for c in _DEPLOYMENT_COLUMNS],
-            select(*(_new(c.key) for c in _DEPLOYMENT_COLUMNS)).select_from(locked),
+            [c.key for c in _ARRIVING],
+            select(*(_new(c.key) for c in _ARRIVING)).select_from(locked),
         )
         .returning(Deployment.id, Deployment.created_at)
         .cte("inserted")
@@ -138,10 +143,10 @@ def _started_arrival_statement() -> Select[Any]:
         "protected_until": started_at + bindparam("start_min_runtime", type_=Interval()),
         "stops_at": started_at + bindparam("start_max_runtime", type_=Interval()),
     }
-    values = (decided.get(c.key, _new(c.key)) for c in _DEPLOYMENT_COLUMNS)
+    values = (decided.get(c.key, _new(c.key)) for c in _STARTING)
     deployment = (
         insert(Deployment)
-        .from_select([c.key for c in _DEPLOYMENT_COLUMNS], select(*values).select_from(counted))
+        .from_select([c.key for c in _STARTING], select(*values).select_from(counted))
         .returning(
             Deployment.id,
             Deployment.created_at,
