@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, or_, select
+from sqlalchemy import Select, and_, bindparam, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
@@ -109,22 +109,40 @@ async def insights(
 
 
 def _around_statement() -> Select[*tuple[Any, ...]]:
-    """For one pending deployment of priority p, in one statement over its cluster's running
-    rows: what the evictable ones below p hold, how many protected ones are below p, and how many
-    have a deadline or a protection (then time alone changes the cluster)."""
+    """For one pending deployment of priority p, in one statement: over its cluster's running
+    rows, what the evictable ones below p hold, how many protected ones are below p, and how many
+    have a deadline or a protection (then time alone changes the cluster); beside it, one row
+    per id at the head of the queue (none when the queue is empty)."""
+    cluster_id = bindparam("cluster_id", type_=Deployment.cluster_id.type)
     below = Deployment.priority < bindparam("priority", type_=Deployment.priority.type)
     protected = Deployment.protected_until.is_not(None)
     evictable = and_(below, Deployment.protected_until.is_(None))
-    return select(
-        *(
-            func.coalesce(func.sum(column).filter(evictable), 0)
-            for column in (Deployment.cpu_millis, Deployment.ram_millis, Deployment.gpu)
-        ),
-        func.count().filter(and_(below, protected)),
-        func.count().filter(or_(protected, Deployment.stops_at.is_not(None))),
-    ).where(
-        Deployment.cluster_id == bindparam("cluster_id", type_=Deployment.cluster_id.type),
-        Deployment.status == DeploymentStatus.running,
+    around = (
+        select(
+            *(
+                func.coalesce(func.sum(column).filter(evictable), 0).label(f"free_{column.key}")
+                for column in (Deployment.cpu_millis, Deployment.ram_millis, Deployment.gpu)
+            ),
+            func.count().filter(and_(below, protected)).label("protected"),
+            func.count().filter(or_(protected, Deployment.stops_at.is_not(None))).label("timed"),
+        )
+        .where(Deployment.cluster_id == cluster_id, Deployment.status == DeploymentStatus.running)
+        .subquery("around")
+    )
+    head = _queue_head_statement(cluster_id).subquery("head")
+    return select(around, head.c.id).select_from(around.outerjoin(head, true()))
+
+
+def _queue_head_statement(cluster_id: Any) -> Select[uuid.UUID]:
+    return (
+        select(Deployment.id)
+        .where(
+            Deployment.cluster_id == cluster_id,
+            Deployment.status == PENDING,
+            Deployment.unmet_dependencies == 0,
+        )
+        .order_by(*QUEUE_ORDER_BY)
+        .limit(AHEAD_IDS)
     )
 
 
@@ -144,15 +162,18 @@ async def _light(
     if cluster is None or cluster.preempting_count:
         return None
     params = {"cluster_id": cluster.id, "priority": deployment.priority}
-    row = (await (await db.connection()).execute(_AROUND, params)).one()
-    if row[3] or row[4]:
+    rows = (await (await db.connection()).execute(_AROUND, params)).all()
+    first = rows[0]
+    if first.protected or first.timed:
         return None
-    around = Surroundings(cluster.available, Resources(int(row[0]), int(row[1]), int(row[2])))
+    evictable = Resources(
+        int(first.free_cpu_millis), int(first.free_ram_millis), int(first.free_gpu)
+    )
     ahead = positions.get(deployment.id, 1) - 1
-    head = await _queue_head(db, cluster.id) if ahead else []
+    head = [row.id for row in rows if row.id is not None]
     why = explain(
         pending_of_deployment(deployment),
-        around,
+        Surroundings(cluster.available, evictable),
         get_strategy(cluster.preemption_strategy),
         ahead=ahead,
         ahead_ids=head[:ahead],
@@ -218,17 +239,7 @@ async def _estimates(
 
 
 async def _queue_head(db: AsyncSession, cluster_id: uuid.UUID) -> list[uuid.UUID]:
-    rows = await db.execute(
-        select(Deployment.id)
-        .where(
-            Deployment.cluster_id == cluster_id,
-            Deployment.status == PENDING,
-            Deployment.unmet_dependencies == 0,
-        )
-        .order_by(*QUEUE_ORDER_BY)
-        .limit(AHEAD_IDS)
-    )
-    return [row[0] for row in rows]
+    return list(await db.scalars(_queue_head_statement(cluster_id)))
 
 
 async def _unmet_dependencies(
