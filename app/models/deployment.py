@@ -129,11 +129,12 @@ class Deployment(UUIDPrimaryKey, CreatedAt, Base):
             sqlite_where=text("status = 'pending' AND unmet_dependencies > 0"),
         ),
         # The sweeper's two questions: which runs reached their deadline, whose protection ended.
+        # (Both columns are cleared when the run ends, so these index only live runs.)
         Index(
             "ix_deployments_stops_at",
             "stops_at",
-            postgresql_where=text("status = 'running' AND stops_at IS NOT NULL"),
-            sqlite_where=text("status = 'running' AND stops_at IS NOT NULL"),
+            postgresql_where=text("stops_at IS NOT NULL"),
+            sqlite_where=text("stops_at IS NOT NULL"),
         ),
         Index(
             "ix_deployments_evict_at",
@@ -144,8 +145,8 @@ class Deployment(UUIDPrimaryKey, CreatedAt, Base):
         Index(
             "ix_deployments_protected_until",
             "protected_until",
-            postgresql_where=text("status = 'running' AND protected_until IS NOT NULL"),
-            sqlite_where=text("status = 'running' AND protected_until IS NOT NULL"),
+            postgresql_where=text("protected_until IS NOT NULL"),
+            sqlite_where=text("protected_until IS NOT NULL"),
         ),
         Index("ix_deployments_cluster_listing", "cluster_id", "created_at", "id"),
         Index("ix_deployments_org_listing", "organization_id", "created_at", "id"),

@@ -101,7 +101,9 @@ async def _end(
         own.pending_count -= 1
     reason = None if deadline is None else MAX_RUNTIME_REACHED
     deployment.status, deployment.status_reason, deployment.finished_at = outcome, reason, now
+    # The run is over: nothing of it is left for the sweeper.
     deployment.evict_at = deployment.preempted_by = None
+    deployment.protected_until = deployment.stops_at = None
     await db.flush()
     await db.run_sync(end_for_deployments, [deployment.id], now)
     if reason is not None:
