@@ -4,6 +4,7 @@ until when (`scheduling_insight`); lists, events, counts."""
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    true,
     tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,7 +31,7 @@ from app.models.deployment import (
     DeploymentStatus,
 )
 from app.services.pagination import Page, paginate
-from app.services.scheduling_insight import Insight, insights
+from app.services.scheduling_insight import Insight, around_and_head, insights, light_insight
 from app.services.tenancy import Scoped
 
 PENDING, RUNNING = DeploymentStatus.pending, DeploymentStatus.running
@@ -128,21 +130,44 @@ def _rank_of_one() -> Select[int]:
         Deployment.id == row_id, Deployment.status == PENDING, Deployment.unmet_dependencies == 0
     )
     from_the_end = pending - waiting - behind - itself + 1
-    return select(case((counted.c.n < _RANK_CAP, counted.c.n + 1), else_=from_the_end))
+    rank = case((counted.c.n < _RANK_CAP, counted.c.n + 1), else_=from_the_end)
+    return select(rank.label("position"))
 
 
 _RANK_OF_ONE = _rank_of_one()
 
 
-async def queue_position_of(db: AsyncSession, queued: Deployment) -> int:
-    params = {
+def _queued_statement() -> Select[Any]:
+    """A deployment's queue position, with beside it what `scheduling_insight.light_insight`
+    reads: one statement for a newcomer that waits."""
+    ranked = _RANK_OF_ONE.subquery("ranked")
+    around, head = around_and_head()
+    joined = ranked.join(around, true()).outerjoin(head, true())
+    return select(ranked.c.position, around, head.c.id).select_from(joined)
+
+
+_QUEUED = _queued_statement()
+
+
+def _rank_params(queued: Deployment) -> dict[str, Any]:
+    return {
         "cluster_id": queued.cluster_id,
         "priority": queued.priority,
         "created_at": queued.created_at,
         "id": queued.id,
     }
+
+
+async def position_and_insight(db: AsyncSession, queued: Deployment) -> tuple[int, Insight | None]:
+    """The queue position of a deployment just queued (dependencies met) and, in the usual case,
+    its insight, in one statement (None: the caller takes the full path)."""
     conn = await db.connection()
-    return int((await conn.execute(_RANK_OF_ONE, params)).scalar_one())
+    rows = (await conn.execute(_QUEUED, _rank_params(queued))).all()
+    position = int(rows[0].position)
+    cluster = await db.get(Cluster, queued.cluster_id)
+    if cluster is None:
+        return position, None
+    return position, light_insight(cluster, queued, rows, position)
 
 
 async def _queue_positions(db: AsyncSession, queued: Sequence[Deployment]) -> dict[uuid.UUID, int]:

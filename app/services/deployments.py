@@ -26,7 +26,7 @@ from app.services import placement
 from app.services.decision_metrics import evictions_avoided, mark_dry_run
 from app.services.deployment_arrival import arrive
 from app.services.deployment_failures import fail
-from app.services.deployment_views import DeploymentView, queue_position_of
+from app.services.deployment_views import DeploymentView, position_and_insight
 from app.services.locks import lock_organization
 from app.services.scheduling_insight import Insight, evictions_protection_avoids, insights
 from app.services.tenancy import Scoped, parse_id
@@ -224,7 +224,10 @@ async def _view_of_new(
         return DeploymentView(deployment, dependency_ids, None)
     positions = {}
     if deployment.unmet_dependencies == 0:
-        positions[deployment.id] = await queue_position_of(db, deployment)
+        position, light = await position_and_insight(db, deployment)
+        if light is not None:
+            return DeploymentView(deployment, dependency_ids, position, light)
+        positions[deployment.id] = position
     found = await insights(db, [deployment], positions)
     return DeploymentView(
         deployment, dependency_ids, positions.get(deployment.id), found.get(deployment.id)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, or_, select, true
+from sqlalchemy import Select, Subquery, and_, bindparam, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
@@ -108,11 +108,11 @@ async def insights(
     return found
 
 
-def _around_statement() -> Select[*tuple[Any, ...]]:
-    """For one pending deployment of priority p, in one statement: over its cluster's running
-    rows, what the evictable ones below p hold, how many protected ones are below p, and how many
-    have a deadline or a protection (then time alone changes the cluster); beside it, one row
-    per id at the head of the queue (none when the queue is empty)."""
+def around_and_head() -> tuple[Subquery, Subquery]:
+    """For one pending deployment of priority p (parameters `cluster_id` and `priority`): over
+    its cluster's running rows, what the evictable ones below p hold, how many protected ones are
+    below p, and how many have a deadline or a protection (then time alone changes the cluster),
+    as one row; and the ids at the head of its queue."""
     cluster_id = bindparam("cluster_id", type_=Deployment.cluster_id.type)
     below = Deployment.priority < bindparam("priority", type_=Deployment.priority.type)
     protected = Deployment.protected_until.is_not(None)
@@ -129,8 +129,7 @@ def _around_statement() -> Select[*tuple[Any, ...]]:
         .where(Deployment.cluster_id == cluster_id, Deployment.status == DeploymentStatus.running)
         .subquery("around")
     )
-    head = _queue_head_statement(cluster_id).subquery("head")
-    return select(around, head.c.id).select_from(around.outerjoin(head, true()))
+    return around, _queue_head_statement(cluster_id).subquery("head")
 
 
 def _queue_head_statement(cluster_id: Any) -> Select[uuid.UUID]:
@@ -144,6 +143,11 @@ def _queue_head_statement(cluster_id: Any) -> Select[uuid.UUID]:
         .order_by(*QUEUE_ORDER_BY)
         .limit(AHEAD_IDS)
     )
+
+
+def _around_statement() -> Select[*tuple[Any, ...]]:
+    around, head = around_and_head()
+    return select(around, head.c.id).select_from(around.outerjoin(head, true()))
 
 
 _AROUND = _around_statement()
@@ -163,21 +167,32 @@ async def _light(
         return None
     params = {"cluster_id": cluster.id, "priority": deployment.priority}
     rows = (await (await db.connection()).execute(_AROUND, params)).all()
+    position = positions.get(deployment.id)
+    return light_insight(cluster, deployment, rows, position, unmet.get(deployment.id, ()))
+
+
+def light_insight(
+    cluster: Cluster,
+    deployment: Deployment,
+    rows: Sequence[Any],
+    position: int | None,
+    unmet: Sequence[uuid.UUID] = (),
+) -> Insight | None:
+    """The insight from the rows of a statement built on `around_and_head`, or None when the
+    cluster needs the full path (something there is protected, timed or leaving)."""
     first = rows[0]
-    if first.protected or first.timed:
+    if cluster.preempting_count or first.protected or first.timed:
         return None
-    evictable = Resources(
-        int(first.free_cpu_millis), int(first.free_ram_millis), int(first.free_gpu)
-    )
-    ahead = positions.get(deployment.id, 1) - 1
+    held = (first.free_cpu_millis, first.free_ram_millis, first.free_gpu)
+    ahead = (position or 1) - 1
     head = [row.id for row in rows if row.id is not None]
     why = explain(
         pending_of_deployment(deployment),
-        Surroundings(cluster.available, evictable),
+        Surroundings(cluster.available, Resources(*(int(value) for value in held))),
         get_strategy(cluster.preemption_strategy),
         ahead=ahead,
         ahead_ids=head[:ahead],
-        unmet_dependencies=unmet.get(deployment.id, ()),
+        unmet_dependencies=unmet,
     )
     return Insight(why, None)
 

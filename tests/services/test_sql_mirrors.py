@@ -12,7 +12,7 @@ pure scheduler and the oracle, and rolls back. Checked:
 * `statements.fetch_relevant` returns exactly the queued deployments the pure relevance filter
   matches, not yet seen, in queue order, cut at the limit; driven by it, the incremental pass
   decides what the full pass decides;
-* `queue_position_of` (counting up to 64 ahead, else from the end of the queue) and the positions
+* `position_and_insight`'s position (counting up to 64 ahead, else from the end of the queue) and the positions
   `views` attaches are the 1-based ranks in `QUEUE` order;
 * end to end: `place_newcomer` and `reschedule` (after completions, a capacity change, a released
   dependent) leave the rows, the events and the cluster's books exactly as the full recomputation
@@ -59,7 +59,7 @@ from app.scheduling.reprieve import deficit, settles, tail_length, victims_in_ta
 from app.services.deployment_views import (
     _RANK_CAP as RANK_CAP,  # past this many ahead, a rank is counted from the end of the queue
 )
-from app.services.deployment_views import queue_position_of, views
+from app.services.deployment_views import position_and_insight, views
 from app.services.placement import place_newcomer, reschedule
 from app.services.placement.statements import (
     _TAIL_PAGE as TAIL_PAGE,
@@ -358,9 +358,9 @@ async def _check_queue_positions(url: str, sql_world: SqlWorld) -> None:
             )
             rows = {d.id: d for d in loaded}
             for deployment_id in picked:
-                got = await queue_position_of(db, rows[deployment_id])
+                got, _ = await position_and_insight(db, rows[deployment_id])
                 assert got == rank[deployment_id], (
-                    f"queue_position_of {deployment_id.hex[:8]}: {got}, expected "
+                    f"position_and_insight {deployment_id.hex[:8]}: {got}, expected "
                     f"{rank[deployment_id]} of {len(queue)} queued"
                 )
             listed = await views(db, [rows[i] for i in [*picked, *unranked]])
