@@ -12,8 +12,8 @@ pure scheduler and the oracle, and rolls back. Checked:
 * `statements.fetch_relevant` returns exactly the queued deployments the pure relevance filter
   matches, not yet seen, in queue order, cut at the limit; driven by it, the incremental pass
   decides what the full pass decides;
-* `position_and_insight`'s position (counting up to 64 ahead, else from the end of the queue) and the positions
-  `views` attaches are the 1-based ranks in `QUEUE` order;
+* `position_and_insight`'s position (counting up to 64 ahead, else from the end of the queue)
+  and the positions `views` attaches are the 1-based ranks in `QUEUE` order;
 * end to end: `place_newcomer` and `reschedule` (after completions, a capacity change, a released
   dependent) leave the rows, the events and the cluster's books exactly as the full recomputation
   `schedule(...)` decides: same starts, same victims (in order), same failures.
