@@ -15,9 +15,8 @@ down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Both columns are cleared when a run ends: these index only live runs.
-_STOPPING = sa.text("stops_at IS NOT NULL")
-_PROTECTED = sa.text("protected_until IS NOT NULL")
+_STOPPING = sa.text("status = 'running' AND stops_at IS NOT NULL")
+_PROTECTED = sa.text("status = 'running' AND protected_until IS NOT NULL")
 
 
 def upgrade() -> None:

@@ -111,14 +111,15 @@ class Deployment(UUIDPrimaryKey, CreatedAt, Base):
             postgresql_where=text("status = 'pending' AND unmet_dependencies = 0"),
             sqlite_where=text("status = 'pending' AND unmet_dependencies = 0"),
         ),
-        # Running deployments of a cluster, lowest first (reverse reprieve order): preemption
-        # candidates are a prefix, read in the order in which placement loads the tail of them.
+        # Deployments holding resources (running, preempting) of a cluster, lowest first (reverse
+        # reprieve order): preemption candidates are a prefix, read in the order in which
+        # placement loads the tail of them.
         Index(
             "ix_deployments_running",
             "cluster_id",
             *_index_elements(REPRIEVE.reversed()),
-            postgresql_where=text("status = 'running'"),
-            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status IN ('running', 'preempting')"),
+            sqlite_where=text("status IN ('running', 'preempting')"),
         ),
         # Pending deployments still waiting for dependencies: few, and counted to rank a deployment
         # deep in the queue from its end (`pending_count` - these - the queue behind it).

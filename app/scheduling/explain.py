@@ -88,7 +88,11 @@ def surroundings(
     """`Surroundings` read off a whole running set; `reserved` as `reservations.reservations`."""
     held = dict(reserved or {})
     mine = held.pop(target.id, None)
-    leaving = [run.evict_at for run in running if run.preempted_by == target.id and run.evict_at]
+    leaving = (
+        []
+        if mine is None  # only a preemptor holding a reservation has victims leaving
+        else [run.evict_at for run in running if run.preempted_by == target.id and run.evict_at]
+    )
     return Surroundings(
         capacity - running.total - total(held.values()),
         running.lower_total(target.priority),

@@ -139,6 +139,9 @@ class SchedulingPass:
                 fresh.append(item)
             else:
                 failed.append(item.id)
+                held = self.reserved.pop(item.id, None)
+                if held is not None:  # it will never start: what was held for it is free again
+                    self.available = self.available + held
         self._insert(fresh, _PENDING)
 
     def run(self) -> Decision:

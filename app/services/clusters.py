@@ -115,10 +115,14 @@ async def update(
         await _raise_if_name_taken(db, cluster.organization_id, name, except_id=cluster.id)
         cluster.name = name
     if capacity is not None:
-        if not cluster.allocated.fits_in(capacity):
+        held = cluster.allocated
+        if cluster.preempting_count:  # and what is reserved for preemptors waiting for victims
+            held = held + await db.run_sync(placement.reserved_total, cluster.id)
+        if not held.fits_in(capacity):
             raise Conflict(
                 "capacity_below_allocated",
-                "The new capacity is below what running deployments already use.",
+                "The new capacity is below what running deployments already use (or what is "
+                "reserved for preemptors waiting for their victims to leave).",
             )
         cluster.capacity = capacity
     if strategy is not None:

@@ -88,7 +88,9 @@ async def _end(
     if deployment is None or deployment.status not in ENDS_FROM[outcome]:
         current = deployment.status if deployment else "missing"
         raise Conflict("invalid_transition", f"A {current} deployment cannot become {outcome}.")
-    now = deadline if deadline is not None else utcnow()
+    # Stamped once the locks are held; a sweep judged "due" by `deadline`, which tests may set
+    # in the future.
+    now = utcnow() if deadline is None else max(deadline, utcnow())
     was_running = deployment.status in HOLDING
     own = clusters[deployment.cluster_id]
     if was_running:
@@ -116,7 +118,9 @@ async def _end(
     dependent_ids = [dependent_id for dependent_id, _ in dependents]
     if outcome == CANCELLED:
         await db.run_sync(fail, dependent_ids, "dependency_failed", now)
-        if was_running:
+        # Room appears when it held some, or when it was a preemptor waiting for victims to
+        # leave (what was reserved for it is free again).
+        if was_running or own.preempting_count:
             await db.run_sync(placement.reschedule_sync, own, now, [], False)
     else:
         await _release_dependents(db, dependent_ids, clusters, own, now)

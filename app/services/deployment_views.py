@@ -163,11 +163,15 @@ async def position_and_insight(db: AsyncSession, queued: Deployment) -> tuple[in
     its insight, in one statement (None: the caller takes the full path)."""
     conn = await db.connection()
     rows = (await conn.execute(_QUEUED, _rank_params(queued))).all()
+    if not rows:  # the cluster is gone
+        return await _position_alone(db, queued), None
     position = int(rows[0].position)
-    cluster = await db.get(Cluster, queued.cluster_id)
-    if cluster is None:
-        return position, None
-    return position, light_insight(cluster, queued, rows, position)
+    return position, light_insight(queued, rows, position)
+
+
+async def _position_alone(db: AsyncSession, queued: Deployment) -> int:
+    conn = await db.connection()
+    return int((await conn.execute(_RANK_OF_ONE, _rank_params(queued))).scalar_one())
 
 
 async def _queue_positions(db: AsyncSession, queued: Sequence[Deployment]) -> dict[uuid.UUID, int]:

@@ -9,9 +9,12 @@ pass takes, after checking again that it is still due, so each run is completed 
 protection lifted once.
 """
 
+import logging
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,6 +28,8 @@ from app.services.deployment_lifecycle import complete_at_deadline
 from app.services.locks import lock_clusters
 from app.services.placement.passes import Known
 
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 Sessions = async_sessionmaker[AsyncSession]
 RUNNING, PREEMPTING = DeploymentStatus.running, DeploymentStatus.preempting
 SWEEP_BATCH = 100
@@ -38,12 +43,21 @@ class Swept:
 
 
 async def sweep(sessions: Sessions, batch: int = SWEEP_BATCH, now: datetime | None = None) -> Swept:
-    """One round: the deadlines and the ended protections due at `now` (the present unless
-    given), `batch` of each at most."""
+    """One round: the deadlines, graces and protections due at `now` (the present unless given),
+    `batch` of each at most. Each item is its own transaction, stamped with the time its locks
+    were granted; one that fails is logged and retried next round, and holds up no other."""
     now = now or utcnow()
     completed = await _deadlines(sessions, now, batch)
     evicted = await _graces(sessions, now, batch)
     return Swept(completed, await _protections(sessions, now, batch), evicted)
+
+
+async def _guarded(what: str, item: uuid.UUID, step: Awaitable[T], default: T) -> T:
+    try:
+        return await step
+    except Exception:  # one item must not stall the rest of the round
+        logger.exception("sweeper: %s %s failed; retried next round", what, item)
+        return default
 
 
 async def _deadlines(sessions: Sessions, now: datetime, batch: int) -> int:
@@ -58,12 +72,18 @@ async def _deadlines(sessions: Sessions, now: datetime, batch: int) -> int:
         )
     completed = 0
     for deployment_id in due:
-        async with sessions() as db:
-            deployment = await db.get(Deployment, deployment_id)
-            if deployment is not None and await complete_at_deadline(db, deployment, now):
-                completed += 1
+        done = await _guarded(
+            "completing", deployment_id, _complete(sessions, deployment_id, now), False
+        )
+        completed += done
     RUNTIME_ENDED.inc(completed)
     return completed
+
+
+async def _complete(sessions: Sessions, deployment_id: uuid.UUID, now: datetime) -> bool:
+    async with sessions() as db:
+        deployment = await db.get(Deployment, deployment_id)
+        return deployment is not None and await complete_at_deadline(db, deployment, now)
 
 
 async def _protections(sessions: Sessions, now: datetime, batch: int) -> int:
@@ -77,21 +97,28 @@ async def _protections(sessions: Sessions, now: datetime, batch: int) -> int:
             )
         )
     for cluster_id in sorted(clusters):
-        async with sessions() as db:
-            await _lift(db, cluster_id, now)
+        await _guarded(
+            "lifting protections on cluster", cluster_id, _lift(sessions, cluster_id, now), None
+        )
     return len(clusters)
 
 
-async def _lift(db: AsyncSession, cluster_id: uuid.UUID, now: datetime) -> None:
+async def _lift(sessions: Sessions, cluster_id: uuid.UUID, due: datetime) -> None:
+    async with sessions() as db:
+        await _lift_in(db, cluster_id, due)
+
+
+async def _lift_in(db: AsyncSession, cluster_id: uuid.UUID, due: datetime) -> None:
     cluster = (await lock_clusters(db, [cluster_id])).get(cluster_id)
     if cluster is None:
         return
+    now = max(due, utcnow())
     lifted = await db.execute(
         update(Deployment)
         .where(
             Deployment.cluster_id == cluster_id,
             Deployment.status == RUNNING,
-            Deployment.protected_until <= now,
+            Deployment.protected_until <= due,
         )
         .values(protected_until=None)
         .execution_options(synchronize_session=False)
@@ -113,17 +140,24 @@ async def _graces(sessions: Sessions, now: datetime, batch: int) -> int:
         )
     evicted = 0
     for cluster_id in sorted(clusters):
-        async with sessions() as db:
-            evicted += await _leave(db, cluster_id, now)
+        evicted += await _guarded(
+            "evicting on cluster", cluster_id, _leave(sessions, cluster_id, now), 0
+        )
     return evicted
 
 
-async def _leave(db: AsyncSession, cluster_id: uuid.UUID, now: datetime) -> int:
+async def _leave(sessions: Sessions, cluster_id: uuid.UUID, due: datetime) -> int:
+    async with sessions() as db:
+        return await _leave_in(db, cluster_id, due)
+
+
+async def _leave_in(db: AsyncSession, cluster_id: uuid.UUID, due: datetime) -> int:
     """The victims of this cluster whose grace is over leave, then the cluster is scheduled
     again: their preemptors start now, unless one ranked ahead of them takes the room."""
     cluster = (await lock_clusters(db, [cluster_id])).get(cluster_id)
     if cluster is None:
         return 0
+    now = max(due, utcnow())
     rows = (
         await db.execute(
             select(
@@ -135,7 +169,7 @@ async def _leave(db: AsyncSession, cluster_id: uuid.UUID, now: datetime) -> int:
             ).where(
                 Deployment.cluster_id == cluster_id,
                 Deployment.status == PREEMPTING,
-                Deployment.evict_at <= now,
+                Deployment.evict_at <= due,
             )
         )
     ).all()

@@ -47,10 +47,12 @@ from app.services.placement.statements import (
 )
 
 PENDING, COMPLETED = DeploymentStatus.pending, DeploymentStatus.completed
+_RESOURCES = ("cpu_millis", "ram_millis", "gpu")
 # Ids shown as ahead of a deployment: the head of its queue, the ones that go first.
 AHEAD_IDS = 10
-# A queue longer than this is not simulated (its estimates are null): the answer must stay cheap.
-FORECAST_QUEUE_LIMIT = 5000
+# A queue longer than this is not simulated (its estimates are null): the answer must stay cheap
+# (the simulation is Python on the event loop, up to `forecast.DEFAULT_MAX_STEPS` passes).
+FORECAST_QUEUE_LIMIT = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +76,8 @@ class ClusterState:
 
 
 async def cluster_state(db: AsyncSession, cluster_id: uuid.UUID) -> ClusterState | None:
-    cluster = await db.get(Cluster, cluster_id)
+    # Fresh, not the session's copy: it must agree with the running set read next.
+    cluster = await db.get(Cluster, cluster_id, populate_existing=True)
     if cluster is None:
         return None
     conn = await db.connection()
@@ -109,10 +112,10 @@ async def insights(
 
 
 def around_and_head() -> tuple[Subquery, Subquery]:
-    """For one pending deployment of priority p (parameters `cluster_id` and `priority`): over
-    its cluster's running rows, what the evictable ones below p hold, how many protected ones are
-    below p, and how many have a deadline or a protection (then time alone changes the cluster),
-    as one row; and the ids at the head of its queue."""
+    """For one pending deployment of priority p (parameters `cluster_id` and `priority`), one row:
+    its cluster's row, and over its running rows what the evictable ones below p hold, how many
+    protected ones are below p, and how many have a deadline or a protection (then time alone
+    changes the cluster); and the ids at the head of its queue. All read in one snapshot."""
     cluster_id = bindparam("cluster_id", type_=Deployment.cluster_id.type)
     below = Deployment.priority < bindparam("priority", type_=Deployment.priority.type)
     protected = Deployment.protected_until.is_not(None)
@@ -127,9 +130,20 @@ def around_and_head() -> tuple[Subquery, Subquery]:
             func.count().filter(or_(protected, Deployment.stops_at.is_not(None))).label("timed"),
         )
         .where(Deployment.cluster_id == cluster_id, Deployment.status == DeploymentStatus.running)
-        .subquery("around")
+        .subquery("running_below")
     )
-    return around, _queue_head_statement(cluster_id).subquery("head")
+    table = Cluster.__table__.c
+    facts = (
+        select(
+            *(table[f"{kind}_{r}"] for kind in ("capacity", "allocated") for r in _RESOURCES),
+            table.preempting_count,
+            table.preemption_strategy,
+        )
+        .where(Cluster.id == cluster_id)
+        .subquery("facts")
+    )
+    both = select(facts, around).select_from(facts.join(around, true()))
+    return both.subquery("around"), _queue_head_statement(cluster_id).subquery("head")
 
 
 def _queue_head_statement(cluster_id: Any) -> Select[uuid.UUID]:
@@ -162,34 +176,37 @@ async def _light(
     """One pending deployment's insight without loading its cluster's running set, in the usual
     case where nothing there is protected, timed or leaving (then no estimate exists either);
     None otherwise."""
-    cluster = await db.get(Cluster, deployment.cluster_id)
-    if cluster is None or cluster.preempting_count:
-        return None
-    params = {"cluster_id": cluster.id, "priority": deployment.priority}
+    params = {"cluster_id": deployment.cluster_id, "priority": deployment.priority}
     rows = (await (await db.connection()).execute(_AROUND, params)).all()
     position = positions.get(deployment.id)
-    return light_insight(cluster, deployment, rows, position, unmet.get(deployment.id, ()))
+    return light_insight(deployment, rows, position, unmet.get(deployment.id, ()))
 
 
 def light_insight(
-    cluster: Cluster,
     deployment: Deployment,
     rows: Sequence[Any],
     position: int | None,
     unmet: Sequence[uuid.UUID] = (),
 ) -> Insight | None:
     """The insight from the rows of a statement built on `around_and_head`, or None when the
-    cluster needs the full path (something there is protected, timed or leaving)."""
-    first = rows[0]
-    if cluster.preempting_count or first.protected or first.timed:
+    cluster needs the full path (something there is protected, timed or leaving, or the
+    cluster is gone)."""
+    if not rows:
         return None
+    first = rows[0]
+    if first.preempting_count or first.protected or first.timed:
+        return None
+    capacity = Resources(first.capacity_cpu_millis, first.capacity_ram_millis, first.capacity_gpu)
+    allocated = Resources(
+        first.allocated_cpu_millis, first.allocated_ram_millis, first.allocated_gpu
+    )
     held = (first.free_cpu_millis, first.free_ram_millis, first.free_gpu)
     ahead = (position or 1) - 1
     head = [row.id for row in rows if row.id is not None]
     why = explain(
         pending_of_deployment(deployment),
-        Surroundings(cluster.available, Resources(*(int(value) for value in held))),
-        get_strategy(cluster.preemption_strategy),
+        Surroundings(capacity - allocated, Resources(*(int(value) for value in held))),
+        get_strategy(first.preemption_strategy),
         ahead=ahead,
         ahead_ids=head[:ahead],
         unmet_dependencies=unmet,
@@ -242,15 +259,18 @@ async def _estimates(
         )
         .order_by(*QUEUE_ORDER_BY)
     )
-    return estimate_starts(
-        cluster.capacity,
-        state.running,
-        [pending_of_row(row) for row in rows],
-        get_strategy(cluster.preemption_strategy),
-        utcnow(),
-        wanted={d.id for d in queued},
-        grace=grace_of(cluster),
-    )
+    try:
+        return estimate_starts(
+            cluster.capacity,
+            state.running,
+            [pending_of_row(row) for row in rows],
+            get_strategy(cluster.preemption_strategy),
+            utcnow(),
+            wanted={d.id for d in queued},
+            grace=grace_of(cluster),
+        )
+    except ValueError:  # the running set and the queue were read a moment apart and disagree
+        return {}
 
 
 async def _queue_head(db: AsyncSession, cluster_id: uuid.UUID) -> list[uuid.UUID]:

@@ -119,3 +119,31 @@ async def test_a_cluster_with_a_leaving_deployment_is_in_use(graceful: Cluster) 
     assert (await c.get(low))["status"] == "preempting"
     response = await c.org.admin.client.delete(f"/api/v1/clusters/{c.id}")
     assert_error(response, 409, "cluster_in_use")
+
+
+async def test_capacity_cannot_shrink_into_what_is_reserved_for_a_preemptor(
+    graceful: Cluster,
+) -> None:
+    c = graceful
+    await c.submit("low", cpu=2, priority=1)
+    await c.submit("high", cpu=3, priority=9)  # low leaves in a minute; 1 free core is held
+    state = await c.state()
+    assert state["allocated"]["cpu"] == 2 and state["preempting_count"] == 1
+    url = f"/api/v1/clusters/{c.id}"
+    body = {"capacity": {"cpu": 2, "ram_gb": 8, "gpu": 0}}
+    assert_error(await c.org.admin.client.patch(url, json=body), 409, "capacity_below_allocated")
+    body = {"capacity": {"cpu": 3, "ram_gb": 8, "gpu": 0}}
+    assert (await c.org.admin.client.patch(url, json=body)).status_code == 200
+
+
+async def test_cancelling_a_waiting_preemptor_frees_its_reservation_at_once(
+    graceful: Cluster,
+) -> None:
+    c = graceful
+    await c.submit("keep", cpu=1, priority=5)
+    low = await c.submit("low", cpu=2, priority=1)
+    high = await c.submit("high", cpu=3, priority=9)
+    small = await c.submit("small", cpu=1, priority=0)
+    assert small["status"] == "pending"  # the free core is held for `high`
+    await c.act(high, "cancel")
+    assert await c.statuses(low, small) == ["preempting", "running"]

@@ -8,6 +8,6 @@ The caller holds the cluster's row lock (`app/services/locks.py`) for the whole 
 """
 
 from app.services.placement.newcomer import place_newcomer
-from app.services.placement.passes import evict, reschedule, reschedule_sync
+from app.services.placement.passes import evict, reschedule, reschedule_sync, reserved_total
 
-__all__ = ["evict", "place_newcomer", "reschedule", "reschedule_sync"]
+__all__ = ["evict", "place_newcomer", "reschedule", "reschedule_sync", "reserved_total"]

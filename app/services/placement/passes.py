@@ -24,6 +24,7 @@ from app.scheduling import (
     Resources,
     get_strategy,
     schedule_incremental,
+    total,
 )
 from app.scheduling.entities import NO_LIMITS, RuntimeLimits
 from app.scheduling.reservations import reservations
@@ -101,6 +102,12 @@ def reschedule(
     )
     _apply(session, cluster, decision, known, now)
     return decision
+
+
+def reserved_total(session: Session, cluster_id: uuid.UUID) -> Resources:
+    """What is reserved on the cluster for preemptors waiting for their victims."""
+    running = load_running(session, cluster_id)
+    return total(reservations(running, load_awaiting(session, running, frozenset())).values())
 
 
 def grace_of(cluster: Cluster) -> timedelta | None:
