@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.metrics import RUNTIME_ENDED
@@ -86,17 +86,19 @@ async def _complete(sessions: Sessions, deployment_id: uuid.UUID, now: datetime)
         return deployment is not None and await complete_at_deadline(db, deployment, now)
 
 
-async def _protections(sessions: Sessions, now: datetime, batch: int) -> int:
+async def _clusters_where(
+    sessions: Sessions, batch: int, *due: ColumnElement[bool]
+) -> list[uuid.UUID]:
     async with sessions() as db:
-        clusters = list(
-            await db.scalars(
-                select(Deployment.cluster_id)
-                .where(Deployment.status == RUNNING, Deployment.protected_until <= now)
-                .distinct()
-                .limit(batch)
-            )
-        )
-    for cluster_id in sorted(clusters):
+        found = await db.scalars(select(Deployment.cluster_id).where(*due).distinct().limit(batch))
+        return sorted(found)
+
+
+async def _protections(sessions: Sessions, now: datetime, batch: int) -> int:
+    clusters = await _clusters_where(
+        sessions, batch, Deployment.status == RUNNING, Deployment.protected_until <= now
+    )
+    for cluster_id in clusters:
         await _guarded(
             "lifting protections on cluster", cluster_id, _lift(sessions, cluster_id, now), None
         )
@@ -129,17 +131,11 @@ async def _lift_in(db: AsyncSession, cluster_id: uuid.UUID, due: datetime) -> No
 
 
 async def _graces(sessions: Sessions, now: datetime, batch: int) -> int:
-    async with sessions() as db:
-        clusters = list(
-            await db.scalars(
-                select(Deployment.cluster_id)
-                .where(Deployment.status == PREEMPTING, Deployment.evict_at <= now)
-                .distinct()
-                .limit(batch)
-            )
-        )
+    clusters = await _clusters_where(
+        sessions, batch, Deployment.status == PREEMPTING, Deployment.evict_at <= now
+    )
     evicted = 0
-    for cluster_id in sorted(clusters):
+    for cluster_id in clusters:
         evicted += await _guarded(
             "evicting on cluster", cluster_id, _leave(sessions, cluster_id, now), 0
         )

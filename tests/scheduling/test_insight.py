@@ -55,6 +55,13 @@ pending_spec_st = st.tuples(
     st.integers(0, 6), resources_st, st.sampled_from([True, True, False]), limits_st
 )
 Running = tuple[int, Resources, bool, int, RuntimeLimits]
+# A cluster some of whose running deployments are protected or timed, under either strategy.
+given_worlds = given(
+    capacity=capacity_st,
+    running=st.lists(running_spec_st, min_size=1, max_size=10),
+    pending=st.lists(pending_spec_st, min_size=1, max_size=10),
+    strategy_name=st.sampled_from(["priority", "priority", "none"]),
+)
 Pending = tuple[int, Resources, bool, RuntimeLimits]
 
 
@@ -107,12 +114,7 @@ def _unprotected_by(running: list[RunningDeployment], moment: datetime) -> list[
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    capacity=capacity_st,
-    running=st.lists(running_spec_st, min_size=1, max_size=10),
-    pending=st.lists(pending_spec_st, min_size=1, max_size=10),
-    strategy_name=st.sampled_from(["priority", "priority", "none"]),
-)
+@given_worlds
 def test_the_explanation_agrees_with_the_decision(
     capacity: Resources, running: list[Running], pending: list[Pending], strategy_name: str
 ) -> None:
@@ -144,12 +146,7 @@ def test_the_explanation_agrees_with_the_decision(
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    capacity=capacity_st,
-    running=st.lists(running_spec_st, min_size=1, max_size=10),
-    pending=st.lists(pending_spec_st, min_size=1, max_size=10),
-    strategy_name=st.sampled_from(["priority", "priority", "none"]),
-)
+@given_worlds
 def test_estimated_starts_are_when_the_world_starts_them(
     capacity: Resources, running: list[Running], pending: list[Pending], strategy_name: str
 ) -> None:
