@@ -11,8 +11,8 @@ from app.core.metrics import SharedState, exposition
 from app.db.migrations import current_revision, head_revision
 from app.models.deployment import DeploymentStatus
 from app.services.deployment_views import count_deployments_by_status
+from app.services.pending_reasons import pending_by_reason
 from app.services.prediction_sql import queue_depth
-from app.services.scheduling_insight import pending_by_reason
 from app.services.serving_state import count_not_serving
 from app.services.worker_heartbeats import count_alive
 

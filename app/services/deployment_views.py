@@ -30,8 +30,9 @@ from app.models.deployment import (
     DeploymentEvent,
     DeploymentStatus,
 )
+from app.services.insight_shortcut import Insight, around_and_head, light_insight
 from app.services.pagination import Page, paginate
-from app.services.scheduling_insight import Insight, around_and_head, insights, light_insight
+from app.services.scheduling_insight import insights
 from app.services.tenancy import Scoped
 
 PENDING, RUNNING = DeploymentStatus.pending, DeploymentStatus.running
@@ -138,7 +139,7 @@ _RANK_OF_ONE = _rank_of_one()
 
 
 def _queued_statement() -> Select[Any]:
-    """A deployment's queue position, with beside it what `scheduling_insight.light_insight`
+    """A deployment's queue position, with beside it what `insight_shortcut.light_insight`
     reads: one statement for a newcomer that waits."""
     ranked = _RANK_OF_ONE.subquery("ranked")
     around, head = around_and_head()

@@ -27,8 +27,10 @@ from app.services.decision_metrics import evictions_avoided, mark_dry_run
 from app.services.deployment_arrival import arrive
 from app.services.deployment_failures import fail
 from app.services.deployment_views import DeploymentView, position_and_insight
+from app.services.insight_shortcut import Insight
 from app.services.locks import lock_organization
-from app.services.scheduling_insight import Insight, evictions_protection_avoids, insights
+from app.services.pending_reasons import evictions_protection_avoids
+from app.services.scheduling_insight import insights
 from app.services.tenancy import Scoped, parse_id
 
 PENDING = DeploymentStatus.pending
