@@ -130,14 +130,17 @@ def test_graceful_preemption_keeps_the_books_and_its_promises(
         assert world.allocated().fits_in(capacity)
         after = reservations(world.running.values(), world.pending.values())
         assert total(after.values()).fits_in(capacity - world.allocated())
-        # A preemptor whose victims have all left starts now, unless one ranked ahead took room.
+        # A preemptor whose victims have all left starts now, unless one ranked ahead took the
+        # room: started in it, or reserved it to preempt gracefully in turn.
+        took = [*full.started, *(e.preemptor_id for e in full.evicted)]
         for preemptor in due:
             if preemptor in full.started:
                 continue
+            rank = QUEUE_KEY(world.pending[preemptor])
             ahead = [
-                started
-                for started in full.started
-                if QUEUE_KEY(world.running[started]) < QUEUE_KEY(world.pending[preemptor])
+                other
+                for other in took
+                if QUEUE_KEY(world.running.get(other) or world.pending[other]) < rank
             ]
             assert ahead, "a preemptor's victims left and it did not start"
 
