@@ -20,7 +20,7 @@ from app.services.deployment_events import record
 from app.services.deployment_failures import fail
 from app.services.deployment_views import DeploymentView, views
 from app.services.locks import lock_clusters, lock_organization
-from app.services.placement.statements import PENDING_RETURNING, pending_of
+from app.services.placement.statements import QUEUE_COLUMNS, pending_of_row
 from app.services.prediction_states import end_for_deployments
 from app.services.tenancy import Scoped
 
@@ -154,12 +154,12 @@ async def _release_dependents(
                 update(Deployment)
                 .where(Deployment.id.in_(dependent_ids))
                 .values(unmet_dependencies=Deployment.unmet_dependencies - 1)
-                .returning(Deployment.cluster_id, Deployment.unmet_dependencies, *PENDING_RETURNING)
+                .returning(*QUEUE_COLUMNS, Deployment.cluster_id, Deployment.unmet_dependencies)
             )
         ).all()
         for row in rows:
             if row.unmet_dependencies == 0:
-                released.setdefault(row.cluster_id, []).append(pending_of(row))
+                released.setdefault(row.cluster_id, []).append(pending_of_row(row))
     for cluster_id in sorted({own.id, *released}):
         await db.run_sync(
             placement.reschedule_sync,

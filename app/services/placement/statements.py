@@ -31,18 +31,6 @@ from app.scheduling.reprieve import tail_length
 PENDING, RUNNING = DeploymentStatus.pending, DeploymentStatus.running
 
 
-def pending_of(row: Any) -> PendingDeployment:
-    """A row with named columns (as returned by an UPDATE ... RETURNING) as a pending deployment."""
-    return PendingDeployment(
-        row.id,
-        row.priority,
-        Resources(row.cpu_millis, row.ram_millis, row.gpu),
-        row.created_at,
-        row.preemption_policy == PreemptionPolicy.preempt_lower_priority,
-        limits_of(row.min_runtime_seconds, row.max_runtime_seconds),
-    )
-
-
 def pending_of_deployment(deployment: Deployment) -> PendingDeployment:
     """A deployment row loaded as an ORM object, as the scheduler sees it pending."""
     return PendingDeployment(
@@ -53,20 +41,6 @@ def pending_of_deployment(deployment: Deployment) -> PendingDeployment:
         deployment.may_preempt,
         deployment.limits,
     )
-
-
-# What `pending_of` reads, for the RETURNING clauses that feed it.
-PENDING_RETURNING = (
-    Deployment.id,
-    Deployment.priority,
-    Deployment.cpu_millis,
-    Deployment.ram_millis,
-    Deployment.gpu,
-    Deployment.created_at,
-    Deployment.preemption_policy,
-    Deployment.min_runtime_seconds,
-    Deployment.max_runtime_seconds,
-)
 
 
 # Computed in SQL, so that rows carry a plain bool instead of an enum to convert.
@@ -90,6 +64,8 @@ _RUNNING_COLUMNS = (
     Deployment.evict_at,
     Deployment.preempted_by,
 )
+# Row layout of everything loaded as a pending deployment (see `pending_of_row`); RETURNING
+# clauses that feed it put these first.
 QUEUE_COLUMNS = (
     Deployment.id,
     Deployment.priority,
