@@ -86,6 +86,21 @@ class Settings(BaseSettings):
     prediction_retention_days: float = Field(default=30.0, ge=0)
     # A synchronous predict waits at most this long, then answers 202 with the prediction id.
     sync_predict_timeout: float = Field(default=300.0, gt=0)
+    # The largest `ttl_seconds` and `timeout_seconds` a prediction may ask for.
+    prediction_max_ttl_seconds: int = Field(default=86_400, ge=1)
+    prediction_max_timeout_seconds: int = Field(default=3_600, ge=1)
+
+    # Callbacks (signed webhooks). Hosts a callback_url may name: comma-separated names, `*.`
+    # suffixes or IP addresses; empty allows any host. Private, loopback, link-local and other
+    # non-public addresses are refused unless inside WEBHOOK_ALLOWED_NETWORKS (CIDRs).
+    webhook_allowed_hosts: str = ""
+    webhook_allowed_networks: str = ""
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Failed deliveries are retried after base * 2^(attempt-1) seconds (capped at max) until
+    # this long after the prediction finished.
+    webhook_retry_window_seconds: float = Field(default=86_400.0, gt=0)
+    webhook_backoff_base_seconds: float = Field(default=5.0, gt=0)
+    webhook_backoff_max_seconds: float = Field(default=3_600.0, gt=0)
 
     @field_validator("database_url")
     @classmethod

@@ -1,5 +1,6 @@
 """Passwords (argon2id via the passlib API) and session tokens (random, signed, hashed at rest)."""
 
+import base64
 import hashlib
 import secrets
 from functools import cache
@@ -29,6 +30,7 @@ def _dummy_hash() -> str:
 
 INVITE_CODE_BYTES = 16  # 128 random bits, 22 URL-safe characters
 SESSION_TOKEN_BYTES = 32
+WEBHOOK_SECRET_BYTES = 24
 
 
 async def hash_password(password: str) -> str:
@@ -41,6 +43,11 @@ async def verify_password(password: str, password_hash: str | None) -> bool:
         await anyio.to_thread.run_sync(_passwords.verify, password, _dummy_hash())
         return False
     return await anyio.to_thread.run_sync(_passwords.verify, password, password_hash)
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` and 24 random bytes in base64 (192 bits)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(WEBHOOK_SECRET_BYTES)).decode()
 
 
 def new_invite_code() -> str:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -93,6 +94,8 @@ class Deployment(UUIDPrimaryKey, CreatedAt, Base):
     serving_ready: Mapped[bool | None]
     serving_reason: Mapped[str | None] = mapped_column(String(500))
     serving_since: Mapped[datetime | None]
+    # Where its predictions' results are POSTed when they ask for no `callback_url` of their own.
+    callback_url: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         CheckConstraint("priority >= 0 AND priority <= 1000", name="priority"),

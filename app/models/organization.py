@@ -29,6 +29,8 @@ class Organization(UUIDPrimaryKey, CreatedAt, Base):
 
     name: Mapped[str] = mapped_column(String(100))
     invite_code: Mapped[str] = mapped_column(String(64), unique=True)
+    # Signs its prediction callbacks (Standard Webhooks, `whsec_...`); admins rotate it.
+    webhook_secret: Mapped[str] = mapped_column(String(64))
 
 
 class Membership(Base):

@@ -3,7 +3,19 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, CreatedAt, UUIDPrimaryKey
@@ -14,10 +26,31 @@ class PredictionStatus(enum.StrEnum):
     running = "running"
     completed = "completed"
     failed = "failed"
+    cancelled = "cancelled"  # by its caller or an admin: no result, even one that came later
+    expired = "expired"  # its ttl passed before a worker started it: it never ran
 
     @property
     def is_done(self) -> bool:
-        return self in (PredictionStatus.completed, PredictionStatus.failed)
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {
+        PredictionStatus.completed,
+        PredictionStatus.failed,
+        PredictionStatus.cancelled,
+        PredictionStatus.expired,
+    }
+)
+_FINAL_SQL = "status IN ('completed', 'failed', 'cancelled', 'expired')"
+
+
+class WebhookState(enum.StrEnum):
+    """Where the callback of a prediction that has a `callback_url` stands."""
+
+    pending = "pending"  # the prediction is not finished yet, or a retry is due at webhook_next_at
+    delivered = "delivered"  # the receiver answered 2xx
+    failed = "failed"  # refused (SSRF guard), or no attempt succeeded within the retry window
 
 
 class Prediction(UUIDPrimaryKey, CreatedAt, Base):
@@ -48,6 +81,18 @@ class Prediction(UUIDPrimaryKey, CreatedAt, Base):
     lease_expires_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+    # Deadlines: not started by `expires_at` (ttl), it expires without running; running longer
+    # than `timeout_seconds` (counted from `started_at`), it fails.
+    expires_at: Mapped[datetime | None]
+    timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    # The signed callback once it is finished: a delivery lease or the next retry in
+    # `webhook_next_at`, the attempts made so far (each one a `WebhookAttempt` row).
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    webhook_state: Mapped[WebhookState | None] = mapped_column(
+        Enum(WebhookState, native_enum=False, create_constraint=True, length=16)
+    )
+    webhook_next_at: Mapped[datetime | None]
+    webhook_attempts: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
         # Idempotency is enforced by the database, not by a read-then-write.
@@ -81,7 +126,50 @@ class Prediction(UUIDPrimaryKey, CreatedAt, Base):
         Index(
             "ix_predictions_finished",
             "completed_at",
-            postgresql_where=text("status IN ('completed', 'failed')"),
-            sqlite_where=text("status IN ('completed', 'failed')"),
+            postgresql_where=text(_FINAL_SQL),
+            sqlite_where=text(_FINAL_SQL),
         ),
+        # The sweeper's walks: queued rows whose ttl passes, running rows with a timeout.
+        Index(
+            "ix_predictions_ttl",
+            "expires_at",
+            postgresql_where=text("status = 'queued' AND expires_at IS NOT NULL"),
+            sqlite_where=text("status = 'queued' AND expires_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_predictions_timeouts",
+            "started_at",
+            postgresql_where=text("status = 'running' AND timeout_seconds IS NOT NULL"),
+            sqlite_where=text("status = 'running' AND timeout_seconds IS NOT NULL"),
+        ),
+        # The webhook dispatcher's walk: callbacks not yet delivered.
+        Index(
+            "ix_predictions_webhooks_pending",
+            "webhook_next_at",
+            postgresql_where=text("webhook_state = 'pending'"),
+            sqlite_where=text("webhook_state = 'pending'"),
+        ),
+    )
+
+
+class WebhookAttempt(Base):
+    """One delivery attempt of a prediction's callback: when, to where, and how it went."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    prediction_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("predictions.id", ondelete="CASCADE")
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    url: Mapped[str] = mapped_column(Text)
+    attempted_at: Mapped[datetime]
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        UniqueConstraint("prediction_id", "attempt", name="uq_webhook_attempts_attempt"),
     )

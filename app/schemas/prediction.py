@@ -2,9 +2,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
-from app.models.prediction import PredictionStatus
+from app.models.prediction import PredictionStatus, WebhookState
 from app.schemas.common import RequestBody, Text
 
 
@@ -17,6 +23,23 @@ class PredictIn(RequestBody):
             description="The text for the model: 1-100,000 characters, no NUL.",
         ),
     ]
+    ttl_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="If no worker has started it this many seconds after it was accepted, it "
+        "becomes `expired` without ever running. At most PREDICTION_MAX_TTL_SECONDS (86,400).",
+    )
+    timeout_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="If it runs longer than this, it is stopped and `failed` with a timeout "
+        "reason. At most PREDICTION_MAX_TIMEOUT_SECONDS (3,600).",
+    )
+    callback_url: Annotated[Text, Field(max_length=2048)] | None = Field(
+        default=None,
+        description="Where to POST the result, signed (Standard Webhooks), once it is finished; "
+        "the deployment's `callback_url` when absent.",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"input": "The movie was a delight from start to end."}]}
@@ -52,7 +75,36 @@ class PredictionOut(BaseModel):
     )
     error: str | None = Field(description="Why it failed, once `failed`.")
     created_at: datetime
-    completed_at: datetime | None = Field(description="When it became `completed` or `failed`.")
+    completed_at: datetime | None = Field(
+        description="When it finished: `completed`, `failed`, `cancelled` or `expired`."
+    )
+    expires_at: datetime | None = Field(
+        default=None, description="Its ttl: not started by then, it expires without running."
+    )
+    timeout_seconds: int | None = Field(
+        default=None, description="Running longer than this, it fails with a timeout reason."
+    )
+    callback_url: str | None = Field(
+        default=None, description="Where its result is POSTed, signed, once it is finished."
+    )
+    webhook_state: WebhookState | None = Field(
+        default=None,
+        description="With a callback_url: `pending` (not finished, or a retry is due), "
+        "`delivered` or `failed`.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_unasked(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The deadline and callback fields appear only on predictions that asked for them: a
+        caller that uses none of them gets the body it always had."""
+        body: dict[str, Any] = handler(self)
+        for name in OPTIONAL_FIELDS:
+            if body.get(name) is None:
+                body.pop(name, None)
+        return body
+
+
+OPTIONAL_FIELDS = ("expires_at", "timeout_seconds", "callback_url", "webhook_state")
 
 
 class AcceptedOut(BaseModel):

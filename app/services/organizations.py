@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Conflict, NotFound, not_found
-from app.core.security import new_invite_code
+from app.core.security import new_invite_code, new_webhook_secret
 from app.models.cluster import Cluster
 from app.models.organization import Membership, Organization, Role
 from app.models.user import User
@@ -33,7 +33,12 @@ class Member:
 
 
 async def create(db: AsyncSession, user_id: uuid.UUID, name: str) -> OrgAccess:
-    org = Organization(id=uuid.uuid4(), name=name, invite_code=new_invite_code())
+    org = Organization(
+        id=uuid.uuid4(),
+        name=name,
+        invite_code=new_invite_code(),
+        webhook_secret=new_webhook_secret(),
+    )
     db.add(org)
     await db.flush()  # the membership's foreign key needs the organization row first
     db.add(Membership(organization_id=org.id, user_id=user_id, role=Role.admin))

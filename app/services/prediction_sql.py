@@ -32,6 +32,7 @@ def _enqueue_statements() -> tuple[Insert, Select[tuple[str]]]:
 ENQUEUED_COLUMNS = (
     "id", "organization_id", "deployment_id", "created_by", "model", "input", "status",
     "idempotency_key", "attempts", "worker_id", "started_at", "lease_expires_at", "created_at",
+    "expires_at", "timeout_seconds", "callback_url", "webhook_state", "webhook_attempts",
 )  # fmt: skip
 ENQUEUE, ENQUEUE_NOTIFIED = _enqueue_statements()
 

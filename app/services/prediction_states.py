@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from app.db.base import utcnow
 from app.db.notifier import notifies, notify_done
 from app.models.deployment import Deployment, DeploymentStatus
-from app.models.prediction import Prediction, PredictionStatus
+from app.models.prediction import Prediction, PredictionStatus, WebhookState
 from app.services.prediction_sql import ENQUEUE, ENQUEUE_NOTIFIED, ENQUEUED_COLUMNS, FINISH_BATCH
 
 QUEUED, RUNNING = PredictionStatus.queued, PredictionStatus.running
@@ -52,6 +52,18 @@ class Claimed:
 
 
 @dataclass(frozen=True, slots=True)
+class Options:
+    """What a caller may ask of a new prediction beyond its input: deadlines and a callback."""
+
+    ttl_seconds: int | None = None
+    timeout_seconds: int | None = None
+    callback_url: str | None = None
+
+
+NO_OPTIONS = Options()
+
+
+@dataclass(frozen=True, slots=True)
 class Owner:
     """The worker that a new prediction is inserted claimed by, and for how long."""
 
@@ -66,6 +78,7 @@ async def enqueue(
     text_input: str,
     idempotency_key: str | None,
     owner: Owner | None = None,
+    options: Options = NO_OPTIONS,
 ) -> Prediction:
     """A new prediction of `deployment` (id, organization id, model): queued, the workers woken
     when the caller's transaction commits; or, with `owner`, running under that worker's lease
@@ -87,6 +100,13 @@ async def enqueue(
         started_at=None,
         lease_expires_at=None,
         created_at=now,
+        expires_at=None
+        if options.ttl_seconds is None
+        else now + timedelta(seconds=options.ttl_seconds),
+        timeout_seconds=options.timeout_seconds,
+        callback_url=options.callback_url,
+        webhook_state=None if options.callback_url is None else WebhookState.pending,
+        webhook_attempts=0,
     )
     if owner is not None:
         prediction.status, prediction.attempts, prediction.worker_id = RUNNING, 1, owner.worker_id

@@ -4,14 +4,15 @@ once (async) or wait for a worker to finish it (sync). The API never runs a mode
 import asyncio
 import contextlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.errors import Conflict, DomainError
+from app.core.config import Settings
+from app.core.errors import Conflict, DomainError, Unprocessable
 from app.db.base import utcnow
 from app.db.notifier import Notifier
 from app.models.deployment import Deployment, DeploymentStatus
@@ -55,6 +56,22 @@ class Submitted:
     workers: int = 1
 
 
+def options_within(
+    settings: Settings,
+    ttl_seconds: int | None,
+    timeout_seconds: int | None,
+    callback_url: str | None,
+) -> prediction_states.Options:
+    """The caller's deadlines, refused (422) beyond the settings' bounds."""
+    for field, asked, bound in (
+        ("ttl_seconds", ttl_seconds, settings.prediction_max_ttl_seconds),
+        ("timeout_seconds", timeout_seconds, settings.prediction_max_timeout_seconds),
+    ):
+        if asked is not None and asked > bound:
+            raise Unprocessable(message=f"{field} must be at most {bound}.", field=field)
+    return prediction_states.Options(ttl_seconds, timeout_seconds, callback_url)
+
+
 async def submit(
     db: AsyncSession,
     access: Scoped[Deployment],
@@ -64,6 +81,7 @@ async def submit(
     liveness: Liveness,
     synchronous: bool,
     owner: prediction_states.Owner | None = None,
+    options: prediction_states.Options = prediction_states.NO_OPTIONS,
 ) -> Submitted:
     """`access` holds the deployment FOR SHARE (`DeploymentForPrediction`): its status is the
     latest committed, and no complete or cancel can slip in before the insert commits. With
@@ -72,6 +90,8 @@ async def submit(
     deployment = access.row
     deployment_id, org_id, model = deployment.id, deployment.organization_id, deployment.model
     status, ready, reason = deployment.status, deployment.serving_ready, deployment.serving_reason
+    if options.callback_url is None and deployment.callback_url is not None:
+        options = replace(options, callback_url=deployment.callback_url)
     if idempotency_key is not None:
         existing = await _replay(db, user_id, deployment_id, idempotency_key, text_input)
         if existing is not None:
@@ -90,7 +110,13 @@ async def submit(
         )
     try:
         prediction = await prediction_states.enqueue(
-            db, (deployment_id, org_id, model), user_id, text_input, idempotency_key, owner
+            db,
+            (deployment_id, org_id, model),
+            user_id,
+            text_input,
+            idempotency_key,
+            owner,
+            options,
         )
         await db.commit()
     except IntegrityError:

@@ -35,6 +35,10 @@ def prediction_out(prediction: Prediction) -> PredictionOut:
         error=prediction.error,
         created_at=prediction.created_at,
         completed_at=prediction.completed_at,
+        expires_at=prediction.expires_at,
+        timeout_seconds=prediction.timeout_seconds,
+        callback_url=prediction.callback_url,
+        webhook_state=prediction.webhook_state,
     )
 
 
@@ -159,6 +163,9 @@ async def predict(
         request.app.state.liveness,
         synchronous=not asynchronous,
         owner=owner,
+        options=prediction_service.options_within(
+            settings, body.ttl_seconds, body.timeout_seconds, body.callback_url
+        ),
     )
     prediction = submitted.prediction
     if prediction.status.is_done:
