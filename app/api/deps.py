@@ -10,6 +10,7 @@ from app.core.config import Settings
 from app.core.errors import NotAuthenticated
 from app.core.security import CookieSigner
 from app.db.session import session_scope
+from app.models.api_key import ApiKey
 from app.models.cluster import Cluster
 from app.models.deployment import Deployment
 from app.models.organization import Organization
@@ -251,3 +252,19 @@ DeploymentForEnding = Annotated[
 PredictionForReading = Annotated[
     Scoped[Prediction], Depends(prediction_access(Action.read_predictions))
 ]
+# Cancelling your own prediction needs `cancel_own_prediction`, anyone's `cancel_any_prediction`.
+PredictionForCancel = Annotated[
+    Scoped[Prediction],
+    Depends(
+        _access(
+            Prediction, "prediction", Action.cancel_own_prediction, permissions.require_may_cancel
+        )
+    ),
+]
+
+OrgForApiKeys = Annotated[Scoped[Organization], Depends(org_access(Action.manage_api_keys))]
+ApiKeyForRevocation = Annotated[
+    Scoped[ApiKey], Depends(_access(ApiKey, "api_key", Action.manage_api_keys))
+]
+OrgForAudit = Annotated[Scoped[Organization], Depends(org_access(Action.read_audit))]
+OrgForWebhookSecret = Annotated[Scoped[Organization], Depends(org_access(Action.manage_webhooks))]

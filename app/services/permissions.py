@@ -18,6 +18,7 @@ from typing import TypeVar
 from app.core.errors import Forbidden
 from app.models.deployment import Deployment
 from app.models.organization import Organization, Role
+from app.models.prediction import Prediction
 from app.services.tenancy import Scoped
 
 T = TypeVar("T")
@@ -44,6 +45,11 @@ class Action(enum.StrEnum):
     change_role = "change_role"
     remove_member = "remove_member"  # someone else's membership; leaving needs no role
     delete_organization = "delete_organization"
+    cancel_own_prediction = "cancel_own_prediction"  # a prediction you made
+    cancel_any_prediction = "cancel_any_prediction"
+    manage_api_keys = "manage_api_keys"  # create, list and revoke the organization's keys
+    read_audit = "read_audit"
+    manage_webhooks = "manage_webhooks"  # see and rotate the callbacks' signing secret
 
 
 ROLE_TABLE: Mapping[Action, Role] = MappingProxyType(
@@ -66,6 +72,11 @@ ROLE_TABLE: Mapping[Action, Role] = MappingProxyType(
         Action.change_role: Role.admin,
         Action.remove_member: Role.admin,
         Action.delete_organization: Role.admin,
+        Action.cancel_own_prediction: Role.developer,
+        Action.cancel_any_prediction: Role.admin,
+        Action.manage_api_keys: Role.admin,
+        Action.read_audit: Role.admin,
+        Action.manage_webhooks: Role.admin,
     }
 )
 """The minimum role of each action: the one declaration of the contract's role table."""
@@ -90,6 +101,17 @@ def require_may_end(access: Scoped[Deployment]) -> Scoped[Deployment]:
     require(access, Action.end_own_deployment)
     if access.row.created_by != access.user_id:
         raise Forbidden(message="Developers may only act on their own deployments.")
+    return access
+
+
+def require_may_cancel(access: Scoped[Prediction]) -> Scoped[Prediction]:
+    """A member may cancel a prediction if their role allows cancelling anyone's, or allows
+    cancelling their own and they made it."""
+    if allows(access.role, Action.cancel_any_prediction):
+        return access
+    require(access, Action.cancel_own_prediction)
+    if access.row.created_by != access.user_id:
+        raise Forbidden(message="Developers may only cancel their own predictions.")
     return access
 
 

@@ -55,6 +55,7 @@ SCOPED_PARAMETERS = {
     "cluster_id": "cluster",
     "deployment_id": "deployment",
     "prediction_id": "prediction",
+    "api_key_id": "api_key",
 }
 # Without a worker a synchronous predict would wait; these tests only care about access.
 HEADERS = {"Async-Mode": "true"}
@@ -194,7 +195,12 @@ CONTRACT: dict[Role, set[Action]] = {
         Action.read_events,
         Action.read_predictions,
     },
-    Role.developer: {Action.create_deployment, Action.run_prediction, Action.end_own_deployment},
+    Role.developer: {
+        Action.create_deployment,
+        Action.run_prediction,
+        Action.end_own_deployment,
+        Action.cancel_own_prediction,
+    },
     Role.admin: {
         Action.end_any_deployment,
         Action.create_cluster,
@@ -205,6 +211,10 @@ CONTRACT: dict[Role, set[Action]] = {
         Action.change_role,
         Action.remove_member,
         Action.delete_organization,
+        Action.cancel_any_prediction,
+        Action.manage_api_keys,
+        Action.read_audit,
+        Action.manage_webhooks,
     },
 }
 
