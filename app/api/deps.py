@@ -7,7 +7,7 @@ from fastapi import Depends, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.core.errors import NotAuthenticated
+from app.core.errors import Forbidden, NotAuthenticated
 from app.core.security import CookieSigner
 from app.db.session import session_scope
 from app.models.api_key import ApiKey
@@ -15,8 +15,8 @@ from app.models.cluster import Cluster
 from app.models.deployment import Deployment
 from app.models.organization import Organization
 from app.models.prediction import Prediction
+from app.services import api_keys, audit, permissions
 from app.services import auth as auth_service
-from app.services import permissions
 from app.services.auth import Principal
 from app.services.pagination import Page
 from app.services.permissions import Action
@@ -66,18 +66,39 @@ async def session_token(request: Request) -> str | None:
 SessionToken = Annotated[str | None, Depends(session_token)]
 
 
+def _bearer_key(request: Request) -> str | None:
+    """The API key of `Authorization: Bearer <key>`, if the request carries one."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, credentials = header.partition(" ")
+    return credentials.strip() or None if scheme.lower() == "bearer" else None
+
+
 async def optional_user(request: Request) -> Principal | None:
     """Resolved once per request (before the endpoint's own dependencies), on a connection of its
     own that goes back to the pool at once: endpoints that need only the user, like /me, open no
-    ORM session at all."""
-    token = _verified_token(request)
-    if token is None:
-        return None
-    async with request.app.state.lookup_engine.connect() as conn:
-        user = await auth_service.principal_for_session(conn, token)
+    ORM session at all. An `Authorization: Bearer` API key is the caller when present (no cookie
+    is looked at then); otherwise the session cookie is."""
+    key = _bearer_key(request)
+    token = None if key is not None else _verified_token(request)
+    user = None
+    if key is not None or token is not None:
+        async with request.app.state.lookup_engine.connect() as conn:
+            if key is not None:
+                user = await api_keys.principal_for_key(conn, key)
+            elif token is not None:
+                user = await auth_service.principal_for_session(conn, token)
     if user is not None:
-        request.state.user_id = user.id  # rate limits key on this
+        request.state.user_id = user.id  # rate limits key on this: a key's service account
+    audit.act_as(None if user is None else _actor(user))
     return user
+
+
+def _actor(user: Principal) -> audit.Actor:
+    if user.api_key is not None:
+        return audit.Actor("api_key", user.api_key.id, user.api_key.name)
+    return audit.Actor("user", user.id, user.username)
 
 
 async def enforce_rate_limit(
@@ -96,10 +117,15 @@ async def current_user(
 
 
 async def _not_authenticated(request: Request) -> NotAuthenticated:
-    """Why there is no user, in words: no cookie; a cookie whose session expired (and when); or
-    one tampered with, logged out or unknown. Only a request about to be refused gets here, so the
+    """Why there is no user, in words: an API key unknown, revoked or expired (and when); no
+    cookie; a cookie whose session expired (and when); or one tampered with, logged out or
+    unknown. Only a request about to be refused gets here, so the
     second query costs nothing to signed-in requests."""
     state = request.app.state
+    key = _bearer_key(request)
+    if key is not None:
+        async with state.lookup_engine.connect() as conn:
+            return NotAuthenticated(message=await api_keys.why_refused(conn, key))
     cookie = request.cookies.get(state.settings.session_cookie_name)
     if not cookie:
         return NotAuthenticated()
@@ -116,7 +142,18 @@ async def _not_authenticated(request: Request) -> NotAuthenticated:
 CurrentUser = Annotated[Principal, Depends(current_user)]
 
 
-async def current_session_token(request: Request, _user: CurrentUser) -> str:
+async def current_person(user: CurrentUser) -> Principal:
+    """A signed-in person: what a session, a password or membership of several organizations
+    belongs to. An API key acts inside its organization only, so it is refused here (403)."""
+    if user.api_key is not None:
+        raise Forbidden(message="API keys cannot use this route; sign in as a person.")
+    return user
+
+
+CurrentPerson = Annotated[Principal, Depends(current_person)]
+
+
+async def current_session_token(request: Request, _user: CurrentPerson) -> str:
     """The token of the session that signed the caller in (for what must spare that session)."""
     token = _verified_token(request)
     if token is None:  # a signed-in caller came with a verified token: kept for the type
@@ -172,7 +209,9 @@ def _access(
     async def dependency(
         raw_id: Annotated[str, Path(alias=parameter)], user: CurrentUser, db: DbSession
     ) -> Scoped[T]:
-        access = await load_scoped(db, model, raw_id, user.id, resource, share=share)
+        access = await load_scoped(
+            db, model, raw_id, user.id, resource, share=share, key=user.api_key
+        )
         return check(access) if check else permissions.require(access, action)
 
     return _enforcing(action, dependency)
@@ -197,7 +236,7 @@ def prediction_access(action: Action) -> Access[Prediction]:
 async def _org_for_member_removal(
     org_id: str, user_id: str, user: CurrentUser, db: DbSession
 ) -> Scoped[Organization]:
-    access = await load_scoped(db, Organization, org_id, user.id, "organization")
+    access = await load_scoped(db, Organization, org_id, user.id, "organization", key=user.api_key)
     return permissions.require_may_remove_member(access, parse_id(user_id))
 
 

@@ -50,6 +50,15 @@ def new_webhook_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(WEBHOOK_SECRET_BYTES)).decode()
 
 
+API_KEY_PREFIX = "mlops_"  # recognisable in logs and by secret scanners
+API_KEY_BYTES = 32  # 256 random bits
+API_KEY_SHOWN = 14  # the prefix listed with a key: `mlops_` and 8 characters of it
+
+
+def new_api_key() -> str:
+    return API_KEY_PREFIX + secrets.token_urlsafe(API_KEY_BYTES)
+
+
 def new_invite_code() -> str:
     return secrets.token_urlsafe(INVITE_CODE_BYTES)
 
@@ -59,6 +68,7 @@ def new_session_token() -> str:
 
 
 def hash_session_token(token: str) -> str:
+    """SHA-256 suffices for 256 random bits (no dictionary to try); API keys are hashed alike."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 

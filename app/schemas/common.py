@@ -129,6 +129,7 @@ ERROR_CODES: Mapping[str, tuple[int, str]] = MappingProxyType(
         "forbidden": (403, "Your role in this organization does not allow this action."),
         "organization_not_found": (404, "Organization not found."),
         "cluster_not_found": (404, "Cluster not found."),
+        "api_key_not_found": (404, "API key not found."),
         "deployment_not_found": (404, "Deployment not found."),
         "prediction_not_found": (404, "Prediction ID not found."),
         "member_not_found": (404, "Member not found."),

@@ -19,6 +19,7 @@ from app.db.base import utcnow
 from app.models.organization import Membership, Organization, Role
 from app.models.session import UserSession
 from app.models.user import User
+from app.services.tenancy import KeyScope
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,14 +31,16 @@ class OrganizationRole:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The signed-in user, with their memberships: what every authenticated request needs,
-    loaded in one round trip."""
+    """The signed-in user, with their memberships, or an API key's service account with its one
+    organization: what every authenticated request needs, loaded in one round trip."""
 
     id: uuid.UUID
     username: str
     email: str
     created_at: datetime
     organizations: tuple[OrganizationRole, ...]
+    # Set when the caller is an API key (its service account is the user above).
+    api_key: KeyScope | None = None
 
 
 # Built once: the hottest statement of the service (every authenticated request runs it).

@@ -2,6 +2,7 @@
 access dependencies of app/api/deps.py)."""
 
 import uuid
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -12,7 +13,7 @@ from app.db.base import utcnow
 from app.models.cluster import Cluster
 from app.models.organization import Organization
 from app.scheduling import DEFAULT_STRATEGY, Resources, UnknownStrategy, get_strategy
-from app.services import placement
+from app.services import audit, placement
 from app.services.locks import lock_cluster, lock_organization
 from app.services.pagination import Page, paginate
 from app.services.tenancy import Scoped
@@ -44,6 +45,21 @@ async def _raise_if_name_taken(
         stmt = stmt.where(Cluster.id != except_id)
     if await db.scalar(stmt) is not None:
         raise _name_taken()
+
+
+def _summary(cluster: Cluster) -> dict[str, Any]:
+    """What the audit log keeps of a cluster: its settings, in the contract's units."""
+    capacity = cluster.capacity
+    return {
+        "name": cluster.name,
+        "resources": {
+            "cpu": capacity.cpu_millis / 1000,
+            "ram_gb": capacity.ram_millis / 1000,
+            "gpu": capacity.gpu,
+        },
+        "preemption_strategy": cluster.preemption_strategy,
+        "preemption_grace_seconds": cluster.preemption_grace_seconds,
+    }
 
 
 async def _commit_unless_name_taken(db: AsyncSession) -> None:
@@ -79,7 +95,11 @@ async def create(
         preemption_grace_seconds=grace_seconds,
     )
     cluster.capacity = capacity
+    cluster.id = uuid.uuid4()
     db.add(cluster)
+    audit.record(
+        db, access.row.id, "cluster.created", ("cluster", cluster.id), after=_summary(cluster)
+    )
     await _commit_unless_name_taken(db)
     return Scoped(row=cluster, role=access.role, user_id=access.user_id)
 
@@ -111,6 +131,7 @@ async def update(
         _check_strategy(strategy)
     await lock_organization(db, access.row.organization_id)
     cluster = await lock_cluster(db, access.row.id)
+    before = _summary(cluster)
     if name is not None and name != cluster.name:
         await _raise_if_name_taken(db, cluster.organization_id, name, except_id=cluster.id)
         cluster.name = name
@@ -130,6 +151,14 @@ async def update(
     if grace_seconds is not None:
         cluster.preemption_grace_seconds = grace_seconds
     now = utcnow()
+    audit.record(
+        db,
+        cluster.organization_id,
+        "cluster.updated",
+        ("cluster", cluster.id),
+        before=before,
+        after=_summary(cluster),
+    )
     await db.run_sync(placement.reschedule_sync, cluster, now, [], False)
     await _commit_unless_name_taken(db)
     await db.refresh(cluster)
@@ -142,5 +171,8 @@ async def delete(db: AsyncSession, access: ClusterAccess) -> None:
     cluster = await lock_cluster(db, access.row.id)
     if cluster.pending_count or cluster.running_count or cluster.preempting_count:
         raise Conflict("cluster_in_use", "The cluster still has pending or running deployments.")
+    audit.record(
+        db, cluster.organization_id, "cluster.deleted", ("cluster", cluster.id), _summary(cluster)
+    )
     await db.delete(cluster)
     await db.commit()

@@ -15,7 +15,7 @@ from app.db.base import utcnow
 from app.models.cluster import Cluster
 from app.models.deployment import HOLDING, Deployment, DeploymentDependency, DeploymentStatus
 from app.scheduling import PendingDeployment
-from app.services import placement
+from app.services import audit, placement
 from app.services.deployment_events import record
 from app.services.deployment_failures import fail
 from app.services.deployment_views import DeploymentView, views
@@ -91,7 +91,7 @@ async def _end(
     # Stamped once the locks are held; a sweep judged "due" by `deadline`, which tests may set
     # in the future.
     now = utcnow() if deadline is None else max(deadline, utcnow())
-    was_running = deployment.status in HOLDING
+    was_running, previous = deployment.status in HOLDING, deployment.status
     own = clusters[deployment.cluster_id]
     if was_running:
         own.allocated = own.allocated - deployment.resources
@@ -124,6 +124,15 @@ async def _end(
             await db.run_sync(placement.reschedule_sync, own, now, [], False)
     else:
         await _release_dependents(db, dependent_ids, clusters, own, now)
+    if deadline is None:  # a person's or a key's act; the sweeper's are in the events
+        audit.record(
+            db,
+            org_id,
+            f"deployment.{outcome}",
+            ("deployment", deployment_id),
+            before={"status": previous},
+            after={"status": outcome},
+        )
     await db.commit()
     return deployment
 

@@ -22,7 +22,7 @@ from app.models.deployment import (
 from app.runtimes.catalog import is_known_model
 from app.scheduling import Eviction, Resources
 from app.scheduling.explain import WAITING_FOR_PROTECTION
-from app.services import placement
+from app.services import audit, placement
 from app.services.decision_metrics import evictions_avoided, mark_dry_run
 from app.services.deployment_arrival import arrive
 from app.services.deployment_failures import fail
@@ -67,6 +67,19 @@ async def create(
     db: AsyncSession, access: Scoped[Cluster], user_id: uuid.UUID, new: NewDeployment
 ) -> DeploymentView:
     deployment, dependency_ids, _ = await _arrive_and_place(db, access, user_id, new)
+    audit.record(
+        db,
+        deployment.organization_id,
+        "deployment.created",
+        ("deployment", deployment.id),
+        after={
+            "name": new.name,
+            "model": new.model,
+            "cluster_id": str(deployment.cluster_id),
+            "priority": new.priority,
+            "status": deployment.status,
+        },
+    )
     await db.commit()
     view = await _view_of_new(db, deployment, dependency_ids)
     if view.insight is not None and view.insight.pending.reason == WAITING_FOR_PROTECTION:

@@ -5,21 +5,23 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import delete as delete_rows
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Conflict, NotFound, not_found
 from app.core.security import new_invite_code, new_webhook_secret
+from app.models.api_key import ApiKey
 from app.models.cluster import Cluster
 from app.models.organization import Membership, Organization, Role
 from app.models.user import User
-from app.services import permissions
+from app.services import audit, permissions
 from app.services.deployment_views import count_active
 from app.services.locks import lock_clusters, lock_organization
 from app.services.pagination import Page, paginate
 from app.services.permissions import Action
-from app.services.tenancy import Scoped, parse_id
+from app.services.tenancy import KeyScope, Scoped, parse_id
 
 OrgAccess = Scoped[Organization]
 
@@ -42,13 +44,19 @@ async def create(db: AsyncSession, user_id: uuid.UUID, name: str) -> OrgAccess:
     db.add(org)
     await db.flush()  # the membership's foreign key needs the organization row first
     db.add(Membership(organization_id=org.id, user_id=user_id, role=Role.admin))
+    audit.record(db, org.id, "organization.created", ("organization", org.id), after={"name": name})
     await db.commit()
     return Scoped(row=org, role=Role.admin, user_id=user_id)
 
 
 async def list_for_user(
-    db: AsyncSession, user_id: uuid.UUID, page: Page
+    db: AsyncSession, user_id: uuid.UUID, page: Page, key: KeyScope | None = None
 ) -> tuple[list[OrgAccess], int]:
+    """The caller's organizations: their memberships', or an API key's one organization."""
+    if key is not None:
+        only = select(Organization).where(Organization.id == key.organization_id)
+        found, count = await paginate(db, only, page)
+        return [Scoped(row=row[0], role=key.role, user_id=user_id) for row in found], count
     stmt = (
         select(Organization, Membership.role)
         .join(Membership, Membership.organization_id == Organization.id)
@@ -71,7 +79,22 @@ async def delete(db: AsyncSession, access: OrgAccess) -> None:
         raise Conflict(
             "organization_in_use", "The organization still has pending or running deployments."
         )
+    # Its API keys go with it (cascade), and so must their service accounts, after the rows that
+    # name them as creator.
+    accounts = list(
+        await db.scalars(select(ApiKey.user_id).where(ApiKey.organization_id == access.row.id))
+    )
+    audit.record(
+        db,
+        access.row.id,
+        "organization.deleted",
+        ("organization", access.row.id),
+        before={"name": access.row.name},
+    )
     await db.delete(access.row)
+    await db.flush()
+    if accounts:
+        await db.execute(delete_rows(User).where(User.id.in_(accounts)))
     await db.commit()
 
 
@@ -86,6 +109,9 @@ async def join(db: AsyncSession, user_id: uuid.UUID, invite_code: str) -> OrgAcc
     )
     if already is None:
         db.add(Membership(organization_id=org.id, user_id=user_id, role=Role.developer))
+        audit.record(
+            db, org.id, "membership.joined", ("user", user_id), after={"role": Role.developer}
+        )
         try:
             await db.commit()
             return Scoped(row=org, role=Role.developer, user_id=user_id)
@@ -96,6 +122,7 @@ async def join(db: AsyncSession, user_id: uuid.UUID, invite_code: str) -> OrgAcc
 
 async def rotate_invite_code(db: AsyncSession, access: OrgAccess) -> OrgAccess:
     access.row.invite_code = new_invite_code()
+    audit.record(db, access.row.id, "organization.invite_rotated", ("organization", access.row.id))
     await db.commit()
     return access
 
@@ -144,8 +171,17 @@ async def change_role(db: AsyncSession, access: OrgAccess, raw_user_id: str, rol
     membership = await _lock_membership(db, access.row.id, raw_user_id)
     if role != Role.admin:
         await _ensure_another_admin(db, membership)
+    before = membership.role
     membership.role = role
     username = await db.scalar(select(User.username).where(User.id == membership.user_id))
+    audit.record(
+        db,
+        access.row.id,
+        "membership.role_changed",
+        ("user", membership.user_id),
+        before={"role": before, "username": username},
+        after={"role": role, "username": username},
+    )
     await db.commit()
     return Member(membership.user_id, username or "", membership.role, membership.joined_at)
 
@@ -155,6 +191,14 @@ async def remove_member(db: AsyncSession, access: OrgAccess, raw_user_id: str) -
     `permissions.require_may_remove_member`."""
     membership = await _lock_membership(db, access.row.id, raw_user_id)
     await _ensure_another_admin(db, membership)
+    leaving = membership.user_id == access.user_id
+    audit.record(
+        db,
+        access.row.id,
+        "membership.left" if leaving else "membership.removed",
+        ("user", membership.user_id),
+        before={"role": membership.role},
+    )
     await db.delete(membership)
     await db.commit()
 

@@ -2,6 +2,8 @@ from fastapi import APIRouter, Depends
 
 from app.api.deps import enforce_rate_limit
 from app.api.v1.endpoints import (
+    api_keys,
+    audit,
     auth,
     clusters,
     deployments,
@@ -12,5 +14,15 @@ from app.api.v1.endpoints import (
 )
 
 api_router = APIRouter(prefix="/api/v1", dependencies=[Depends(enforce_rate_limit)])
-for endpoints in (auth, organizations, clusters, deployments, predictions, models, scheduling):
+for endpoints in (
+    auth,
+    organizations,
+    api_keys,
+    audit,
+    clusters,
+    deployments,
+    predictions,
+    models,
+    scheduling,
+):
     api_router.include_router(endpoints.router)

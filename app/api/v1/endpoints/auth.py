@@ -2,6 +2,7 @@ from fastapi import APIRouter, Response, status
 
 from app.api.deps import (
     CookieSignerDep,
+    CurrentPerson,
     CurrentSessionToken,
     CurrentUser,
     DbSession,
@@ -86,7 +87,7 @@ def _cookie_cleared(settings: Settings) -> Response:
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Revoke the session and clear the cookie",
-    responses=error_responses("not_authenticated", "rate_limited"),
+    responses=error_responses("not_authenticated", "forbidden", "rate_limited"),
 )
 async def logout(token: CurrentSessionToken, db: DbSession, settings: SettingsDep) -> Response:
     await auth_service.logout(db, token)
@@ -100,9 +101,9 @@ async def logout(token: CurrentSessionToken, db: DbSession, settings: SettingsDe
     description="Deletes every session of the signed-in user on the server, this one included, and "
     "clears this browser's cookie: every cookie of this account, in any browser, is then 401 "
     "`not_authenticated`.",
-    responses=error_responses("not_authenticated", "rate_limited"),
+    responses=error_responses("not_authenticated", "forbidden", "rate_limited"),
 )
-async def logout_everywhere(user: CurrentUser, db: DbSession, settings: SettingsDep) -> Response:
+async def logout_everywhere(user: CurrentPerson, db: DbSession, settings: SettingsDep) -> Response:
     await auth_service.logout_everywhere(db, user.id)
     return _cookie_cleared(settings)
 
@@ -115,12 +116,12 @@ async def logout_everywhere(user: CurrentUser, db: DbSession, settings: Settings
     "session is still signed in) and counts against the same per-address limit as sign-ins. "
     "Every other session of the account is revoked; the one that made the change stays signed in.",
     responses=error_responses(
-        "not_authenticated", "wrong_password", "validation_error", "rate_limited"
+        "not_authenticated", "forbidden", "wrong_password", "validation_error", "rate_limited"
     ),
 )
 @rate_limit_scope("login")
 async def change_password(
-    body: PasswordChangeIn, user: CurrentUser, token: CurrentSessionToken, db: DbSession
+    body: PasswordChangeIn, user: CurrentPerson, token: CurrentSessionToken, db: DbSession
 ) -> Response:
     await auth_service.change_password(db, user.id, token, body.current_password, body.new_password)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,6 +1,7 @@
 from fastapi import APIRouter, Response, status
 
 from app.api.deps import (
+    CurrentPerson,
     CurrentUser,
     DbSession,
     OrgForDeletion,
@@ -44,10 +45,10 @@ def member_out(member: Member) -> MemberOut:
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Create an organization (you become its admin)",
-    responses=error_responses("not_authenticated", "validation_error", "rate_limited"),
+    responses=error_responses("not_authenticated", "forbidden", "validation_error", "rate_limited"),
 )
 async def create_organization(
-    body: OrganizationIn, user: CurrentUser, db: DbSession
+    body: OrganizationIn, user: CurrentPerson, db: DbSession
 ) -> OrganizationOut:
     return organization_out(await org_service.create(db, user.id, body.name))
 
@@ -60,7 +61,7 @@ async def create_organization(
 async def list_organizations(
     user: CurrentUser, db: DbSession, page: PageParams, response: Response
 ) -> list[OrganizationOut]:
-    orgs, total = await org_service.list_for_user(db, user.id, page)
+    orgs, total = await org_service.list_for_user(db, user.id, page, user.api_key)
     response.headers["X-Total-Count"] = str(total)
     return [organization_out(access) for access in orgs]
 
@@ -70,6 +71,7 @@ async def list_organizations(
     summary="Join an organization with its invite code",
     responses=error_responses(
         "not_authenticated",
+        "forbidden",
         "invite_code_not_found",
         "already_member",
         "validation_error",
@@ -77,7 +79,7 @@ async def list_organizations(
     ),
 )
 @rate_limit_scope("join")
-async def join_organization(body: JoinIn, user: CurrentUser, db: DbSession) -> OrganizationOut:
+async def join_organization(body: JoinIn, user: CurrentPerson, db: DbSession) -> OrganizationOut:
     return organization_out(await org_service.join(db, user.id, body.invite_code))
 
 
