@@ -7,7 +7,7 @@ import asyncio
 import re
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from app.models.prediction import PredictionStatus
 from app.services import permissions
 from app.services.permissions import ROLE_TABLE, Action
 from app.services.tenancy import Scoped
-from tests.support.api import Org, User, World, assert_error
+from tests.support.api import Key, Org, User, World, assert_error
 from tests.support.predictions import prediction_row
 
 PUBLIC = {
@@ -48,6 +48,15 @@ UNSCOPED = {
     ("POST", "/api/v1/organizations/join"),
     ("GET", "/api/v1/scheduling/strategies"),
     ("GET", "/api/v1/models"),
+}
+# Unscoped routes that belong to a person (sessions, passwords, memberships of several
+# organizations): an API key is refused them (403); it may use the other unscoped routes.
+PERSON_ONLY = {
+    ("POST", "/api/v1/auth/logout"),
+    ("DELETE", "/api/v1/auth/sessions"),
+    ("POST", "/api/v1/auth/password"),
+    ("POST", "/api/v1/organizations"),
+    ("POST", "/api/v1/organizations/join"),
 }
 # The first org-owned id in a path decides which "not found" an outsider gets.
 SCOPED_PARAMETERS = {
@@ -72,6 +81,7 @@ class Scene:
     cluster_id: str
     deployment_id: str
     prediction_id: str
+    api_key_id: str
 
     def by_role(self, role: str) -> User:
         return {"admin": self.admin, "developer": self.developer, "viewer": self.viewer}[role]
@@ -83,15 +93,16 @@ class Scene:
             "cluster_id": self.cluster_id,
             "deployment_id": self.deployment_id,
             "prediction_id": self.prediction_id,
+            "api_key_id": self.api_key_id,
         }
         return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
 
-async def finished_prediction(app: FastAPI, deployment: dict[str, Any], user: User) -> str:
+async def finished_prediction(app: FastAPI, deployment: dict[str, Any], user_id: str) -> str:
     """A completed prediction row, as a worker would leave it (no worker runs in these tests)."""
     prediction = prediction_row(
         deployment,
-        user.id,
+        user_id,
         PredictionStatus.completed,
         output={"input": "x", "result": "1234"},
         completed_at=utcnow(),
@@ -108,10 +119,32 @@ async def build_scene(world: World, app: FastAPI) -> Scene:
     cluster = await world.cluster(org, cpu=8)
     deployment = await world.deployment(developer, cluster, cpu=1)
     assert deployment["status"] == "running"
-    prediction = await finished_prediction(app, deployment, developer)
+    prediction = await finished_prediction(app, deployment, developer.id)
+    key = await world.api_key(org, "viewer")
     return Scene(
-        org, admin, developer, viewer, target, outsider, cluster, deployment["id"], prediction
+        org,
+        admin,
+        developer,
+        viewer,
+        target,
+        outsider,
+        cluster,
+        deployment["id"],
+        prediction,
+        key.id,
     )
+
+
+async def build_key_scene(world: World, app: FastAPI, role: str) -> tuple[Scene, Key]:
+    """The scene, with an API key of `role` in its organization that owns the scene's deployment
+    and prediction (as the developer owns them in the plain scene)."""
+    scene = await build_scene(world, app)
+    key = await world.api_key(scene.org, role)
+    owner = key if role == "developer" else await world.api_key(scene.org, "developer")
+    deployment = await world.deployment(owner, scene.cluster_id, cpu=1)
+    account = owner.body["service_account_id"]
+    prediction = await finished_prediction(app, deployment, account)
+    return replace(scene, deployment_id=deployment["id"], prediction_id=prediction), key
 
 
 Route = tuple[str, str]  # (method, path)
@@ -180,6 +213,7 @@ BODIES: dict[Route, Callable[[], dict[str, Any]]] = {
     ("PATCH", CLUSTER): lambda: {"name": "renamed"},
     ("POST", f"{CLUSTER}/deployments"): new_deployment,
     ("POST", f"{DEPLOYMENT}/predict"): lambda: {"input": "x"},
+    ("POST", f"{ORG}/api-keys"): lambda: {"name": "k", "role": "viewer"},
 }
 NEEDS_IDLE: set[Route] = {("DELETE", ORG), ("DELETE", CLUSTER)}
 RANK = {Role.viewer: 0, Role.developer: 1, Role.admin: 2}
@@ -412,3 +446,60 @@ async def test_two_admins_demoting_each_other_at_once_leave_one_admin(world: Wor
         survivor = first if ends[0].status_code < 300 else second
         listing = (await survivor.client.get(members)).json()
         assert [m["user_id"] for m in listing if m["role"] == "admin"] == [survivor.id]
+
+
+async def test_keys_of_another_organization_get_404_on_every_org_scoped_route(
+    app: FastAPI, world: World
+) -> None:
+    """A key is an outsider to every organization but its own, exactly like a person who is not a
+    member: 404, never 403, whatever its role."""
+    scene = await build_scene(world, app)
+    elsewhere = await world.api_key(await world.org(), "developer")
+    checked = 0
+    for method, path in SCOPED:
+        resource = SCOPED_PARAMETERS[re.findall(r"\{(\w+)\}", path)[0]]
+        body = BODIES.get((method, path), lambda: None)()
+        response = await elsewhere.client.request(
+            method, scene.fill(path), json=body, headers=HEADERS
+        )
+        assert_error(response, 404, f"{resource}_not_found")
+        checked += 1
+    assert checked == len(SCOPED)
+    assert (
+        await scene.admin.client.get(f"/api/v1/organizations/{scene.org.id}")
+    ).status_code == 200
+
+
+@pytest.mark.parametrize("role", ["viewer", "developer"])
+@pytest.mark.parametrize(("method", "path"), SCOPED)
+async def test_role_table_for_keys(
+    app: FastAPI, world: World, role: str, method: str, path: str
+) -> None:
+    """An API key is a caller of its role in its organization: the same table, row by row."""
+    [action] = declared_actions(app.routes)[(method, path)]
+    minimum = ROLE_TABLE[action]
+    scene, key = await build_key_scene(world, app, role)
+    if (method, path) in NEEDS_IDLE:
+        await scene.admin.client.post(f"/api/v1/deployments/{scene.deployment_id}/cancel")
+    body = BODIES.get((method, path), lambda: None)()
+    response = await key.client.request(method, scene.fill(path), json=body, headers=HEADERS)
+    if RANK[Role(role)] >= RANK[minimum]:
+        assert 200 <= response.status_code < 300, (action, response.text)
+    else:
+        assert_error(response, 403, "forbidden")
+
+
+async def test_keys_on_the_unscoped_routes(app: FastAPI, world: World) -> None:
+    scene = await build_scene(world, app)
+    key = await world.api_key(scene.org, "developer")
+    bodies = {
+        ("POST", "/api/v1/organizations"): {"name": "mine"},
+        ("POST", "/api/v1/organizations/join"): {"invite_code": scene.org.invite_code},
+    }
+    assert PERSON_ONLY <= UNSCOPED
+    for method, path in sorted(UNSCOPED):
+        response = await key.client.request(method, path, json=bodies.get((method, path)))
+        if (method, path) in PERSON_ONLY:
+            assert_error(response, 403, "forbidden")
+        else:
+            assert response.status_code == 200, (method, path, response.text)

@@ -53,6 +53,16 @@ class Org:
     admin: User
 
 
+@dataclass
+class Key:
+    """An API key as created (`body`), and a client that authenticates with it."""
+
+    id: str
+    secret: str
+    body: dict[str, Any]
+    client: httpx.AsyncClient
+
+
 ClientFactory = Callable[..., httpx.AsyncClient]
 AppFactory = Callable[..., FastAPI]
 
@@ -98,6 +108,17 @@ class World:
             )
             assert changed.status_code == 200, changed.text
 
+    async def api_key(self, org: Org, role: str = "developer", **extra: Any) -> "Key":
+        """A new API key of `org` (created by its admin), with a client that sends it."""
+        response = await org.admin.client.post(
+            f"/api/v1/organizations/{org.id}/api-keys",
+            json={"name": extra.pop("name", f"key-{next(_counter)}"), "role": role, **extra},
+        )
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        client = self.new_client(headers={"Authorization": f"Bearer {body['key']}"})
+        return Key(id=body["id"], secret=body["key"], body=body, client=client)
+
     async def cluster(
         self, org: Org, cpu: float = 4, ram_gb: float = 16, gpu: int = 0, **extra: Any
     ) -> str:
@@ -115,7 +136,7 @@ class World:
 
     async def deployment(
         self,
-        user: User,
+        user: "User | Key",
         cluster_id: str,
         cpu: float = 1,
         ram_gb: float = 0,
