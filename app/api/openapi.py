@@ -5,7 +5,8 @@
   response lists the `code`s it can carry (`error_responses` in app/schemas/common.py); requests
   with a body add the edge's 413 and 415.
 - The session cookie is a security scheme, required by every operation whose dependencies need a
-  signed-in user, so Swagger UI's "Authorize" and the padlocks show which calls need it.
+  signed-in user, so Swagger UI's "Authorize" and the padlocks show which calls need it; an API
+  key (bearer) is the alternative on every such operation but those of a person.
 - `X-Request-ID` is documented on every operation, in and out; `X-Total-Count` on paged lists and
   `Retry-After` on 429s.
 - `/docs` (Swagger UI) and `/redoc` (ReDoc) load their scripts and styles from files shipped in the
@@ -25,11 +26,19 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from app.api.deps import current_user, get_db, optional_user
+from app.api.deps import current_person, current_user, get_db, optional_user
 from app.schemas.common import ERROR_CODES, ERROR_CODES_KEY, ErrorBody, error_responses
 
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
 SESSION_SCHEME = "sessionCookie"
+API_KEY_SCHEME = "apiKey"
+_API_KEY = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "An organization's API key (`mlops_...`), sent as `Authorization: Bearer "
+    "<key>`: a service account of the key's role, inside the key's organization only. Routes "
+    "that belong to a person (sessions, passwords, creating or joining organizations) refuse it.",
+}
 _REQUEST_ID = "X-Request-ID"
 _REQUEST_ID_TEXT = (
     "Correlates a request with its log lines. Sent by the caller (1-128 characters of "
@@ -113,7 +122,9 @@ def _document(app: FastAPI, schema: dict[str, Any]) -> None:
     schemas.pop("ValidationError", None)
     schemas.setdefault("ErrorBody", ErrorBody.model_json_schema())
     cookie_name = app.state.settings.session_cookie_name
-    components.setdefault("securitySchemes", {})[SESSION_SCHEME] = _session_scheme(cookie_name)
+    schemes = components.setdefault("securitySchemes", {})
+    schemes[SESSION_SCHEME] = _session_scheme(cookie_name)
+    schemes[API_KEY_SCHEME] = _API_KEY
     components.setdefault("parameters", {})[_REQUEST_ID] = {
         "name": _REQUEST_ID,
         "in": "header",
@@ -139,6 +150,7 @@ def _document(app: FastAPI, schema: dict[str, Any]) -> None:
         }
     )
     signed_in = signed_in_operations(app)
+    people_only = operations_depending_on(app, current_person)
     # Anything that reads the session (any cookie is looked up) or opens a transaction.
     on_database = operations_depending_on(app, get_db, current_user, optional_user)
     for path, item in schema.get("paths", {}).items():
@@ -162,6 +174,8 @@ def _document(app: FastAPI, schema: dict[str, Any]) -> None:
             operation["responses"] = responses = dict(sorted(responses.items()))
             if (method, path) in signed_in:
                 operation["security"] = [{SESSION_SCHEME: []}]
+                if (method, path) not in people_only:
+                    operation["security"].append({API_KEY_SCHEME: []})
             parameters = operation.setdefault("parameters", [])
             parameters.append({"$ref": f"#/components/parameters/{_REQUEST_ID}"})
             paged = any(p.get("name") == "limit" for p in parameters)

@@ -2,13 +2,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SerializerFunctionWrapHandler,
-    model_serializer,
-)
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.models.prediction import PredictionStatus, WebhookState
 from app.schemas.common import RequestBody, Text
@@ -46,6 +40,10 @@ class PredictIn(RequestBody):
     )
 
 
+def _unset(value: object) -> bool:
+    return value is None
+
+
 class PredictionOut(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -78,33 +76,29 @@ class PredictionOut(BaseModel):
     completed_at: datetime | None = Field(
         description="When it finished: `completed`, `failed`, `cancelled` or `expired`."
     )
+    # The deadline and callback fields appear only on predictions that asked for them: a caller
+    # that uses none of them gets the body it always had.
     expires_at: datetime | None = Field(
-        default=None, description="Its ttl: not started by then, it expires without running."
+        default=None,
+        exclude_if=_unset,
+        description="Its ttl: not started by then, it expires without running.",
     )
     timeout_seconds: int | None = Field(
-        default=None, description="Running longer than this, it fails with a timeout reason."
+        default=None,
+        exclude_if=_unset,
+        description="Running longer than this, it fails with a timeout reason.",
     )
     callback_url: str | None = Field(
-        default=None, description="Where its result is POSTed, signed, once it is finished."
+        default=None,
+        exclude_if=_unset,
+        description="Where its result is POSTed, signed, once it is finished.",
     )
     webhook_state: WebhookState | None = Field(
         default=None,
+        exclude_if=_unset,
         description="With a callback_url: `pending` (not finished, or a retry is due), "
         "`delivered` or `failed`.",
     )
-
-    @model_serializer(mode="wrap")
-    def _without_unasked(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """The deadline and callback fields appear only on predictions that asked for them: a
-        caller that uses none of them gets the body it always had."""
-        body: dict[str, Any] = handler(self)
-        for name in OPTIONAL_FIELDS:
-            if body.get(name) is None:
-                body.pop(name, None)
-        return body
-
-
-OPTIONAL_FIELDS = ("expires_at", "timeout_seconds", "callback_url", "webhook_state")
 
 
 class AcceptedOut(BaseModel):

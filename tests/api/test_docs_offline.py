@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from app.api.openapi import REDOC_VERSION, STATIC_DIR, STATIC_FILES, SWAGGER_UI_VERSION
 from app.schemas.common import ERROR_CODES, ERROR_CODES_KEY, error_responses
+from tests.api.test_access import PERSON_ONLY
 from tests.support.api import AppFactory, ClientFactory, assert_error
 from tests.support.deploy import ROOT
 
@@ -287,7 +288,7 @@ def test_the_documented_codes_are_the_ones_of_the_reference(app: FastAPI) -> Non
 # The schema: session, headers, fields
 
 
-def test_the_session_cookie_is_a_security_scheme_of_every_signed_in_operation(
+def test_the_session_cookie_and_api_keys_are_the_security_schemes_of_signed_in_operations(
     app_factory: AppFactory,
 ) -> None:
     spec = app_factory(session_cookie_name="mlops_sid").openapi()
@@ -297,8 +298,12 @@ def test_the_session_cookie_is_a_security_scheme_of_every_signed_in_operation(
     for method, path, operation in operations(spec):
         if (method, path) in PUBLIC:
             assert "security" not in operation, (method, path)
-        else:
+        elif (method, path) in PERSON_ONLY:
             assert operation["security"] == [{"sessionCookie": []}], (method, path)
+        else:  # either credential
+            assert operation["security"] == [{"sessionCookie": []}, {"apiKey": []}], (method, path)
+    bearer = spec["components"]["securitySchemes"]["apiKey"]
+    assert (bearer["type"], bearer["scheme"]) == ("http", "bearer")
     assert "security" not in spec  # no global requirement: the public routes stay public
 
 
