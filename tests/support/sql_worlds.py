@@ -304,6 +304,7 @@ def world_rows(sql_world: SqlWorld) -> WorldRows:
         "id": sql_world.organization_id,
         "name": "mirrors",
         "invite_code": sql_world.organization_id.hex,
+        "webhook_secret": "whsec_" + sql_world.organization_id.hex,
         "created_at": T0,
     }
     world = sql_world.world
