@@ -61,6 +61,17 @@ def _no_nul(value: str) -> str:
 Text = Annotated[str, AfterValidator(_no_nul)]
 
 
+def _is_none(value: object) -> bool:
+    return value is None
+
+
+def shown_when_set(description: str) -> Any:
+    """A response field left out of the body while it is null: a field for callers who ask for
+    what it reports, so that callers who do not get the body they always had. The published
+    schema still describes it (not required)."""
+    return Field(default=None, exclude_if=_is_none, description=description)
+
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -167,6 +178,11 @@ ERROR_CODES: Mapping[str, tuple[int, str]] = MappingProxyType(
             422,
             "Unknown preemption strategy 'fifo'; see GET /api/v1/scheduling/strategies.",
         ),
+        "callback_url_refused": (
+            422,
+            "callback_url is refused: 10.0.0.1 is a private address (not in "
+            "WEBHOOK_ALLOWED_NETWORKS).",
+        ),
         "rate_limited": (429, "Too many requests; retry later."),
         "internal_error": (500, "An unexpected error occurred."),
         "prediction_failed": (502, "The model failed: <the runtime's message>"),
@@ -196,6 +212,7 @@ _FIELD_OF = {
     "unknown_dependency": "depends_on",
     "unknown_model": "model",
     "unknown_strategy": "preemption_strategy",
+    "callback_url_refused": "callback_url",
 }
 _EXTRAS: dict[str, dict[str, Any]] = {
     "validation_error": {"fields": [{"field": "priority", "message": "Input should be ..."}]},

@@ -2,16 +2,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SerializerFunctionWrapHandler,
-    model_serializer,
-)
+from pydantic import BaseModel, ConfigDict, Field
 
-from app.models.prediction import PredictionStatus, WebhookState
-from app.schemas.common import RequestBody, Text
+from app.models.prediction import Prediction, PredictionStatus, WebhookState
+from app.schemas.common import RequestBody, Text, shown_when_set
 
 
 class PredictIn(RequestBody):
@@ -42,7 +36,15 @@ class PredictIn(RequestBody):
     )
 
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"input": "The movie was a delight from start to end."}]}
+        json_schema_extra={
+            "examples": [
+                {"input": "The movie was a delight from start to end."},
+                {
+                    "input": "The movie was a delight from start to end.",
+                    "callback_url": "https://hooks.example.com/predictions",
+                },
+            ]
+        }
     )
 
 
@@ -60,7 +62,20 @@ class PredictionOut(BaseModel):
                     "error": None,
                     "created_at": "2026-11-29T12:00:00Z",
                     "completed_at": "2026-11-29T12:00:13Z",
-                }
+                },
+                {
+                    "prediction_id": "9a4f2d3c-4444-4b6c-9d0e-1f2a3b4c5d6e",
+                    "deployment_id": "3f2b8c1d-2222-4e6f-9a10-7b8c9d0e1f20",
+                    "model": "mock",
+                    "status": "completed",
+                    "input": "hello",
+                    "output": {"input": "hello", "result": "9120"},
+                    "error": None,
+                    "created_at": "2026-11-29T12:00:00Z",
+                    "completed_at": "2026-11-29T12:00:11Z",
+                    "callback_url": "https://hooks.example.com/predictions",
+                    "webhook_state": "delivered",
+                },
             ]
         }
     )
@@ -78,33 +93,37 @@ class PredictionOut(BaseModel):
     completed_at: datetime | None = Field(
         description="When it finished: `completed`, `failed`, `cancelled` or `expired`."
     )
-    expires_at: datetime | None = Field(
-        default=None, description="Its ttl: not started by then, it expires without running."
+    expires_at: datetime | None = shown_when_set(
+        "Its ttl: not started by then, it expires without running."
     )
-    timeout_seconds: int | None = Field(
-        default=None, description="Running longer than this, it fails with a timeout reason."
+    timeout_seconds: int | None = shown_when_set(
+        "Running longer than this, it fails with a timeout reason."
     )
-    callback_url: str | None = Field(
-        default=None, description="Where its result is POSTed, signed, once it is finished."
+    callback_url: str | None = shown_when_set(
+        "Where its result is POSTed, signed, once it is finished."
     )
-    webhook_state: WebhookState | None = Field(
-        default=None,
-        description="With a callback_url: `pending` (not finished, or a retry is due), "
-        "`delivered` or `failed`.",
+    webhook_state: WebhookState | None = shown_when_set(
+        "With a callback_url: `pending` (not finished, or a retry is due), `delivered` or `failed`."
     )
 
-    @model_serializer(mode="wrap")
-    def _without_unasked(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """The deadline and callback fields appear only on predictions that asked for them: a
-        caller that uses none of them gets the body it always had."""
-        body: dict[str, Any] = handler(self)
-        for name in OPTIONAL_FIELDS:
-            if body.get(name) is None:
-                body.pop(name, None)
-        return body
 
-
-OPTIONAL_FIELDS = ("expires_at", "timeout_seconds", "callback_url", "webhook_state")
+def prediction_out(prediction: Prediction) -> PredictionOut:
+    """The prediction as the API answers it, and as its callback carries it."""
+    return PredictionOut(
+        prediction_id=prediction.id,
+        deployment_id=prediction.deployment_id,
+        model=prediction.model,
+        status=prediction.status,
+        input=prediction.input,
+        output=prediction.output,
+        error=prediction.error,
+        created_at=prediction.created_at,
+        completed_at=prediction.completed_at,
+        expires_at=prediction.expires_at,
+        timeout_seconds=prediction.timeout_seconds,
+        callback_url=prediction.callback_url,
+        webhook_state=prediction.webhook_state,
+    )
 
 
 class AcceptedOut(BaseModel):

@@ -9,8 +9,18 @@ from app.api.v1.endpoints import (
     organizations,
     predictions,
     scheduling,
+    webhooks,
 )
 
 api_router = APIRouter(prefix="/api/v1", dependencies=[Depends(enforce_rate_limit)])
-for endpoints in (auth, organizations, clusters, deployments, predictions, models, scheduling):
+for endpoints in (
+    auth,
+    organizations,
+    clusters,
+    deployments,
+    predictions,
+    models,
+    scheduling,
+    webhooks,
+):
     api_router.include_router(endpoints.router)
