@@ -146,7 +146,7 @@ async def _secrets(db: AsyncSession, org_ids: set[uuid.UUID]) -> dict[uuid.UUID,
     rows = await db.execute(
         select(Organization.id, Organization.webhook_secret).where(Organization.id.in_(org_ids))
     )
-    return dict(rows.tuples())
+    return dict(rows.all())
 
 
 async def record(
