@@ -210,3 +210,29 @@ def test_non_public_addresses_are_refused_unless_their_network_is_allowed(
     with pytest.raises(CallbackRefused):
         check_address(address, OPEN)
     check_address(address, policy(webhook_allowed_networks=f"{address}/{address.max_prefixlen}"))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.builds(
+            "{}://{}{}".format,
+            st.sampled_from(["http", "https", "HTTP", "ftp", ""]),
+            st.text(max_size=60),
+            st.text(max_size=40),
+        ),
+    )
+)
+def test_any_string_is_allowed_or_refused_with_a_reason(url: str) -> None:
+    """Whatever a caller sends, the guard answers (a 422 with a reason, never a 500)."""
+    assert refusal(url) != ""
+
+
+def refusal(url: str) -> str | None:
+    """Why the guard refuses `url`; None when it passes."""
+    try:
+        check_url(url, OPEN)
+    except CallbackRefused as refused:
+        return str(refused)
+    return None
