@@ -75,11 +75,12 @@ class WebhookDispatcher:
         self._wake.set()  # a slot is free
 
     async def _deliver(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
-        attempt = await send(client, self.policy, delivery, self.timeout)
         try:
+            attempt = await send(client, self.policy, delivery, self.timeout)
             state = await deliveries.record(self.sessions, delivery, attempt, self.schedule)
-        except Exception as exc:
-            log_failure(logger, "recording a webhook attempt failed; its lease will lapse", exc)
+        except Exception as exc:  # said, not lost: attempted again once its lease lapses
+            what = f"delivering the callback of prediction {delivery.prediction.id} failed"
+            log_failure(logger, what, exc)
             return
         if state == WebhookState.failed:
             logger.warning(
