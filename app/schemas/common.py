@@ -61,17 +61,6 @@ def _no_nul(value: str) -> str:
 Text = Annotated[str, AfterValidator(_no_nul)]
 
 
-def _is_none(value: object) -> bool:
-    return value is None
-
-
-def shown_when_set(description: str) -> Any:
-    """A response field left out of the body while it is null: a field for callers who ask for
-    what it reports, so that callers who do not get the body they always had. The published
-    schema still describes it (not required)."""
-    return Field(default=None, exclude_if=_is_none, description=description)
-
-
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 

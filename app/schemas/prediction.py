@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.models.prediction import Prediction, PredictionStatus, WebhookState
-from app.schemas.common import RequestBody, Text, shown_when_set
+from app.schemas.common import RequestBody, Text
 
 
 class PredictIn(RequestBody):
@@ -46,6 +46,10 @@ class PredictIn(RequestBody):
             ]
         }
     )
+
+
+def _unset(value: object) -> bool:
+    return value is None
 
 
 class PredictionOut(BaseModel):
@@ -93,17 +97,28 @@ class PredictionOut(BaseModel):
     completed_at: datetime | None = Field(
         description="When it finished: `completed`, `failed`, `cancelled` or `expired`."
     )
-    expires_at: datetime | None = shown_when_set(
-        "Its ttl: not started by then, it expires without running."
+    # The deadline and callback fields appear only on predictions that asked for them: a caller
+    # that uses none of them gets the body it always had.
+    expires_at: datetime | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="Its ttl: not started by then, it expires without running.",
     )
-    timeout_seconds: int | None = shown_when_set(
-        "Running longer than this, it fails with a timeout reason."
+    timeout_seconds: int | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="Running longer than this, it fails with a timeout reason.",
     )
-    callback_url: str | None = shown_when_set(
-        "Where its result is POSTed, signed, once it is finished."
+    callback_url: str | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="Where its result is POSTed, signed, once it is finished.",
     )
-    webhook_state: WebhookState | None = shown_when_set(
-        "With a callback_url: `pending` (not finished, or a retry is due), `delivered` or `failed`."
+    webhook_state: WebhookState | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="With a callback_url: `pending` (not finished, or a retry is due), "
+        "`delivered` or `failed`.",
     )
 
 
