@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "scheduling", "description": "Preemption strategies."},
             {"name": "models", "description": "The model catalog and availability."},
             {"name": "predictions", "description": "Predictions, sync or asynchronous."},
+            {"name": "webhooks", "description": "Signed callbacks: secret and delivery attempts."},
             {"name": "operations", "description": "Health, readiness and metrics."},
         ],
     )

@@ -1,5 +1,6 @@
 """Settings: the contract's Configuration table, read once from the environment."""
 
+import ipaddress
 import logging
 from functools import cached_property
 from typing import Literal
@@ -27,6 +28,11 @@ def normalize_database_url(url: str) -> str:
         if url.startswith(plain):
             return driver + url[len(plain) :]
     return url
+
+
+def comma_separated(value: str) -> list[str]:
+    """The entries of a comma-separated setting, trimmed, empty ones dropped."""
+    return [entry.strip() for entry in value.split(",") if entry.strip()]
 
 
 def is_weak_secret(secret: str) -> bool:
@@ -106,6 +112,13 @@ class Settings(BaseSettings):
     @classmethod
     def _normalize_database_url(cls, url: str) -> str:
         return normalize_database_url(url)
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _check_webhook_networks(cls, networks: str) -> str:
+        for entry in comma_separated(networks):
+            ipaddress.ip_network(entry, strict=False)  # its ValueError names the entry
+        return networks
 
     @model_validator(mode="after")
     def _check_mock_delays(self) -> "Settings":

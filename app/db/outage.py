@@ -4,6 +4,7 @@ answers 503 `database_unavailable` and the workers log one line and retry, inste
 a traceback per request. Anything else the database raises (a deadlock, a serialization failure,
 a cancelled statement, a constraint) is not an outage: a bug or a race to fix, with a traceback."""
 
+import logging
 import sqlite3
 
 from sqlalchemy.exc import DBAPIError, InterfaceError
@@ -28,3 +29,12 @@ def is_database_outage(exc: BaseException) -> bool:
     state = getattr(exc.orig, "sqlstate", "")
     # psycopg gives no SQLSTATE when no server answered at all (refused, unreachable, closed).
     return state is None or state.startswith("08") or state in _AWAY_STATES
+
+
+def log_failure(logger: logging.Logger, what: str, exc: Exception) -> None:
+    """A database that is away is an outage, said in one line (it may last); anything else is a
+    bug, logged with its traceback."""
+    if is_database_outage(exc):
+        logger.warning("%s: the database is unavailable (%s)", what, type(exc).__name__)
+    else:
+        logger.exception(what)

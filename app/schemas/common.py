@@ -168,6 +168,11 @@ ERROR_CODES: Mapping[str, tuple[int, str]] = MappingProxyType(
             422,
             "Unknown preemption strategy 'fifo'; see GET /api/v1/scheduling/strategies.",
         ),
+        "callback_url_refused": (
+            422,
+            "callback_url is refused: 10.0.0.1 is a private address (not in "
+            "WEBHOOK_ALLOWED_NETWORKS).",
+        ),
         "rate_limited": (429, "Too many requests; retry later."),
         "internal_error": (500, "An unexpected error occurred."),
         "prediction_failed": (502, "The model failed: <the runtime's message>"),
@@ -197,6 +202,7 @@ _FIELD_OF = {
     "unknown_dependency": "depends_on",
     "unknown_model": "model",
     "unknown_strategy": "preemption_strategy",
+    "callback_url_refused": "callback_url",
 }
 _EXTRAS: dict[str, dict[str, Any]] = {
     "validation_error": {"fields": [{"field": "priority", "message": "Input should be ..."}]},

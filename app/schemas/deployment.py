@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from app.models.deployment import DeploymentStatus, PreemptionPolicy
 from app.scheduling.explain import PendingReason
-from app.schemas.common import Name, RequestBody
+from app.schemas.common import Name, RequestBody, Text
 from app.schemas.deployment_examples import PENDING_EXAMPLE, PREEMPTING_EXAMPLE, RUNNING_EXAMPLE
 from app.schemas.resources import ResourcesIn, ResourcesOut
 
@@ -74,6 +74,13 @@ class DeploymentIn(RequestBody):
         "elsewhere is 422 `unknown_dependency`; one already failed or cancelled makes this one "
         "`failed` / `dependency_failed` at once.",
     )
+    callback_url: Annotated[Text, Field(max_length=2048)] | None = Field(
+        default=None,
+        description="Where the results of its predictions are POSTed, signed (Standard "
+        "Webhooks), when a prediction names no `callback_url` of its own. http or https to a "
+        "public address (or one WEBHOOK_ALLOWED_HOSTS / WEBHOOK_ALLOWED_NETWORKS allow), else "
+        "422 `callback_url_refused`.",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -93,6 +100,7 @@ class DeploymentIn(RequestBody):
                     "priority": 5,
                     "min_runtime_seconds": 600,
                     "max_runtime_seconds": 7200,
+                    "callback_url": "https://hooks.example.com/predictions",
                 },
             ]
         }
@@ -173,6 +181,10 @@ class PendingOut(BaseModel):
     )
 
 
+def _unset(value: object) -> bool:
+    return value is None
+
+
 class DeploymentOut(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={"examples": [RUNNING_EXAMPLE, PENDING_EXAMPLE, PREEMPTING_EXAMPLE]}
@@ -239,6 +251,13 @@ class DeploymentOut(BaseModel):
         "else happened (running deployments end at their `stops_at`, protections at their "
         "`protected_until`, nothing arrives or ends early). Null when something ahead of it has "
         "no deadline, while it waits for dependencies, or past the simulation's horizon.",
+    )
+    # Only on deployments created with one: a caller that uses none gets the body it always had.
+    callback_url: str | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="Where its predictions' results are POSTed when they name no `callback_url` "
+        "of their own (absent when it has none).",
     )
 
 

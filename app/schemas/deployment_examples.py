@@ -30,6 +30,7 @@ RUNNING_EXAMPLE: dict[str, JsonValue] = {
     "preempted_by": None,
     "pending": None,
     "estimated_start_at": None,
+    "callback_url": "https://hooks.example.com/predictions",
 }
 PENDING_EXAMPLE: dict[str, JsonValue] = RUNNING_EXAMPLE | {
     "name": "batch-high",

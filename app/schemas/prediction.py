@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.models.prediction import PredictionStatus, WebhookState
+from app.models.prediction import Prediction, PredictionStatus, WebhookState
 from app.schemas.common import RequestBody, Text
 
 
@@ -36,7 +36,15 @@ class PredictIn(RequestBody):
     )
 
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"input": "The movie was a delight from start to end."}]}
+        json_schema_extra={
+            "examples": [
+                {"input": "The movie was a delight from start to end."},
+                {
+                    "input": "The movie was a delight from start to end.",
+                    "callback_url": "https://hooks.example.com/predictions",
+                },
+            ]
+        }
     )
 
 
@@ -58,7 +66,20 @@ class PredictionOut(BaseModel):
                     "error": None,
                     "created_at": "2026-11-29T12:00:00Z",
                     "completed_at": "2026-11-29T12:00:13Z",
-                }
+                },
+                {
+                    "prediction_id": "9a4f2d3c-4444-4b6c-9d0e-1f2a3b4c5d6e",
+                    "deployment_id": "3f2b8c1d-2222-4e6f-9a10-7b8c9d0e1f20",
+                    "model": "mock",
+                    "status": "completed",
+                    "input": "hello",
+                    "output": {"input": "hello", "result": "9120"},
+                    "error": None,
+                    "created_at": "2026-11-29T12:00:00Z",
+                    "completed_at": "2026-11-29T12:00:11Z",
+                    "callback_url": "https://hooks.example.com/predictions",
+                    "webhook_state": "delivered",
+                },
             ]
         }
     )
@@ -98,6 +119,25 @@ class PredictionOut(BaseModel):
         exclude_if=_unset,
         description="With a callback_url: `pending` (not finished, or a retry is due), "
         "`delivered` or `failed`.",
+    )
+
+
+def prediction_out(prediction: Prediction) -> PredictionOut:
+    """The prediction as the API answers it, and as its callback carries it."""
+    return PredictionOut(
+        prediction_id=prediction.id,
+        deployment_id=prediction.deployment_id,
+        model=prediction.model,
+        status=prediction.status,
+        input=prediction.input,
+        output=prediction.output,
+        error=prediction.error,
+        created_at=prediction.created_at,
+        completed_at=prediction.completed_at,
+        expires_at=prediction.expires_at,
+        timeout_seconds=prediction.timeout_seconds,
+        callback_url=prediction.callback_url,
+        webhook_state=prediction.webhook_state,
     )
 
 

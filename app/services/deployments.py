@@ -46,6 +46,7 @@ class NewDeployment:
     depends_on: Sequence[str]
     min_runtime_seconds: int | None = None
     max_runtime_seconds: int | None = None
+    callback_url: str | None = None  # checked by the URL guard already
 
 
 def _unknown_dependency(message: str) -> Unprocessable:
@@ -228,6 +229,7 @@ def _new_deployment(
         protected_until=None,
         stops_at=None,
         created_at=now,
+        callback_url=new.callback_url,
     )
 
 

@@ -14,7 +14,9 @@ row is claimed by one worker at a time and finished at most once, whatever crash
     running  -> failed      end_for_deployments, likewise (a worker still running it then finds
                             the row gone from `running` and cannot complete it)
 
-completed and failed are final. Used by the API's services and by the workers alike.
+completed and failed are final. Used by the API's services and by the workers alike. The
+callback's columns (`webhook_*`) have a machine of their own, `app.services.webhooks.deliveries`,
+which writes nothing else.
 """
 
 import json

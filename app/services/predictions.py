@@ -20,6 +20,7 @@ from app.models.prediction import Prediction, PredictionStatus
 from app.services import prediction_states
 from app.services.pagination import Page, paginate
 from app.services.tenancy import Scoped
+from app.services.webhooks.urls import checked_callback
 from app.services.worker_heartbeats import Liveness
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -62,13 +63,15 @@ def options_within(
     timeout_seconds: int | None,
     callback_url: str | None,
 ) -> prediction_states.Options:
-    """The caller's deadlines, refused (422) beyond the settings' bounds."""
+    """The caller's deadlines, refused (422) beyond the settings' bounds, and callback, refused
+    (422 `callback_url_refused`) where the URL guard forbids it."""
     for field, asked, bound in (
         ("ttl_seconds", ttl_seconds, settings.prediction_max_ttl_seconds),
         ("timeout_seconds", timeout_seconds, settings.prediction_max_timeout_seconds),
     ):
         if asked is not None and asked > bound:
             raise Unprocessable(message=f"{field} must be at most {bound}.", field=field)
+    callback_url = checked_callback(settings, callback_url)
     return prediction_states.Options(ttl_seconds, timeout_seconds, callback_url)
 
 

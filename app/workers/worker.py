@@ -17,13 +17,14 @@ from app.core.config import Settings
 from app.core.metrics import PREDICTION_DURATION, PREDICTIONS
 from app.db.base import utcnow
 from app.db.notifier import Notifier
-from app.db.outage import is_database_outage
+from app.db.outage import log_failure
 from app.runtimes.base import RuntimeFailure
 from app.services import prediction_sql, prediction_states, runtime_sweeper
 from app.services.prediction_states import Claimed, Sessions
 from app.services.worker_heartbeats import HEARTBEAT_SECONDS
 from app.workers.runtime_pool import RuntimePool
 from app.workers.visibility import SERVING_CHECK_SECONDS, Visibility
+from app.workers.webhooks import WebhookDispatcher
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class Worker:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.pool = RuntimePool(settings)
         self.visibility = Visibility(self.id, sessions, self.pool, models)
+        self.webhooks = WebhookDispatcher(settings, sessions)
         self._in_flight: set[asyncio.Task[None]] = set()
         self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -76,6 +78,7 @@ class Worker:
             asyncio.create_task(self._every(lease / 2, self._recover), name="worker-recovery"),
             asyncio.create_task(self._every(RELEASE_SECONDS, self._release), name="worker-release"),
             asyncio.create_task(self._every(SWEEP_SECONDS, self._sweep), name="worker-sweeper"),
+            asyncio.create_task(self.webhooks.run(), name="worker-webhooks"),
         ]
         if self.settings.prediction_retention_days > 0:
             self._tasks.append(
@@ -175,6 +178,8 @@ class Worker:
                 pause = min(pause * 2, 30)
         recorded = {row.id: row for row in rows}
         self.notifier.finished_here({outcome[0]: recorded.get(outcome[0]) for outcome in outcomes})
+        if any(row.callback_url is not None for row in rows):
+            self.webhooks.wake()
         for prediction_id, model, _, error in outcomes:
             if prediction_id in recorded:  # not those failed meanwhile (deployment ended)
                 PREDICTIONS.labels(model, "completed" if error is None else "failed").inc()
@@ -224,9 +229,4 @@ class Worker:
 
 
 def _log_failure(what: str, exc: Exception) -> None:
-    """A database that is away is an outage, said in one line (it may last); anything else is a
-    bug, logged with its traceback."""
-    if is_database_outage(exc):
-        logger.warning("%s: the database is unavailable (%s)", what, type(exc).__name__)
-    else:
-        logger.exception(what)
+    log_failure(logger, what, exc)

@@ -51,6 +51,8 @@ async def test_each_action_writes_one_row_with_its_actor_and_request_id(world: W
     key = await world.api_key(org, "viewer")
     assert (await admin.client.delete(f"/api/v1/api-keys/{key.id}")).status_code == 204
     assert (await admin.client.delete(f"/api/v1/clusters/{cluster}")).status_code == 204
+    new_secret = await admin.client.post(f"/api/v1/organizations/{org.id}/webhook-secret/rotate")
+    assert new_secret.status_code == 200
     assert (await leaver.client.delete(f"{members}/{leaver.id}")).status_code == 204
     assert (await admin.client.delete(f"{members}/{dev.id}")).status_code == 204
 
@@ -71,6 +73,7 @@ async def test_each_action_writes_one_row_with_its_actor_and_request_id(world: W
         ("api_key.created", admin.username),
         ("api_key.revoked", admin.username),
         ("cluster.deleted", admin.username),
+        ("organization.webhook_secret_rotated", admin.username),
         ("membership.left", leaver.username),
         ("membership.removed", admin.username),
     ]
@@ -88,7 +91,7 @@ async def test_each_action_writes_one_row_with_its_actor_and_request_id(world: W
     rotated = by_action["organization.invite_rotated"]
     assert rotated["before"] is None and rotated["after"] is None  # the code itself is a secret
     assert by_action["api_key.created"]["after"]["prefix"] == key.body["prefix"]
-    assert key.secret not in str(rows)
+    assert key.secret not in str(rows) and new_secret.json()["secret"] not in str(rows)
 
 
 @pytest.mark.both_backends

@@ -11,6 +11,7 @@ from app.api.v1.endpoints import (
     organizations,
     predictions,
     scheduling,
+    webhooks,
 )
 
 api_router = APIRouter(prefix="/api/v1", dependencies=[Depends(enforce_rate_limit)])
@@ -24,5 +25,6 @@ for endpoints in (
     predictions,
     models,
     scheduling,
+    webhooks,
 ):
     api_router.include_router(endpoints.router)

@@ -14,6 +14,7 @@ from app.api.deps import (
     DeploymentForReading,
     OrgForDeploymentList,
     PageParams,
+    SettingsDep,
 )
 from app.api.exact_numbers import ExactNumbersRoute
 from app.models.deployment import DeploymentStatus
@@ -33,6 +34,7 @@ from app.services import deployment_lifecycle, deployment_views
 from app.services import deployments as deployment_service
 from app.services.deployment_views import DeploymentView
 from app.services.deployments import NewDeployment, Rehearsal
+from app.services.webhooks.urls import checked_callback
 
 router = APIRouter(tags=["deployments"], route_class=ExactNumbersRoute)
 NIL = uuid.UUID(int=0)
@@ -80,6 +82,7 @@ def deployment_out(view: DeploymentView) -> DeploymentOut:
         preempted_by=d.preempted_by if leaving else None,
         pending=pending_out(view.insight.pending) if view.insight else None,
         estimated_start_at=view.insight.estimated_start_at if view.insight else None,
+        callback_url=d.callback_url,
     )
 
 
@@ -112,6 +115,7 @@ def pending_out(why: PendingExplanation) -> PendingOut:
         "unknown_dependency",
         "unknown_model",
         "validation_error",
+        "callback_url_refused",
         "rate_limited",
     ),
 )
@@ -120,6 +124,7 @@ async def create_deployment(
     access: ClusterForNewDeployment,
     user: CurrentUser,
     db: DbSession,
+    settings: SettingsDep,
     dry_run: Annotated[bool, Query(description=DRY_RUN)] = False,
 ) -> Any:
     new = NewDeployment(
@@ -131,6 +136,7 @@ async def create_deployment(
         depends_on=body.depends_on,
         min_runtime_seconds=body.min_runtime_seconds,
         max_runtime_seconds=body.max_runtime_seconds,
+        callback_url=checked_callback(settings, body.callback_url),
     )
     if dry_run:
         # Its own shape and status: answered as is, beside the 201 body this route declares.

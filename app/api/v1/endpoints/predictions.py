@@ -16,31 +16,12 @@ from app.core.errors import Unprocessable
 from app.core.rate_limit import rate_limit_scope
 from app.models.prediction import Prediction, PredictionStatus
 from app.schemas.common import error_responses
-from app.schemas.prediction import AcceptedOut, PredictIn, PredictionOut
+from app.schemas.prediction import AcceptedOut, PredictIn, PredictionOut, prediction_out
 from app.services import predictions as prediction_service
 from app.services.prediction_states import Claimed
 from app.workers.worker import Worker
 
 router = APIRouter(tags=["predictions"])
-
-
-def prediction_out(prediction: Prediction) -> PredictionOut:
-    return PredictionOut(
-        prediction_id=prediction.id,
-        deployment_id=prediction.deployment_id,
-        model=prediction.model,
-        status=prediction.status,
-        input=prediction.input,
-        output=prediction.output,
-        error=prediction.error,
-        created_at=prediction.created_at,
-        completed_at=prediction.completed_at,
-        expires_at=prediction.expires_at,
-        timeout_seconds=prediction.timeout_seconds,
-        callback_url=prediction.callback_url,
-        webhook_state=prediction.webhook_state,
-    )
-
 
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off", ""}
 
@@ -128,6 +109,7 @@ def finished(prediction: Prediction, replayed: bool) -> JSONResponse:
             "deployment_not_running",
             "idempotency_key_reused",
             "validation_error",
+            "callback_url_refused",
             "rate_limited",
             "prediction_failed",
             "model_unavailable",
