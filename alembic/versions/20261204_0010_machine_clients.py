@@ -171,8 +171,6 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("webhook_attempts", sa.Integer(), nullable=False, server_default="0")
         )
-    with op.batch_alter_table("predictions") as batch:
-        batch.alter_column("webhook_attempts", server_default=None)
     _swap_status_check(_AFTER)
     _finished_index(("completed", "failed", "cancelled", "expired"))
     _partial_index("ix_predictions_ttl", "expires_at", _TTL)

@@ -92,7 +92,7 @@ class Prediction(UUIDPrimaryKey, CreatedAt, Base):
         Enum(WebhookState, native_enum=False, create_constraint=True, length=16)
     )
     webhook_next_at: Mapped[datetime | None]
-    webhook_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    webhook_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
     __table_args__ = (
         # Idempotency is enforced by the database, not by a read-then-write.
