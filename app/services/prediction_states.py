@@ -304,7 +304,7 @@ async def cancel(db: AsyncSession, prediction_id: uuid.UUID) -> Prediction | Non
     transaction commits (the waiters, and the worker running it, which then stops the model).
     None if it had finished already: then it keeps its state. The row answered is the one in the
     session, refreshed."""
-    return (
+    cancelled = (
         await db.execute(
             update(Prediction)
             .where(Prediction.id == prediction_id, Prediction.status.in_([QUEUED, RUNNING]))
@@ -313,6 +313,9 @@ async def cancel(db: AsyncSession, prediction_id: uuid.UUID) -> Prediction | Non
             .execution_options(synchronize_session=False, populate_existing=True)
         )
     ).scalar_one_or_none()
+    if cancelled is not None:
+        await db.run_sync(notify_done, [prediction_id])
+    return cancelled
 
 
 async def expire_overdue(sessions: Sessions, now: datetime, batch: int) -> list[Ended]:
