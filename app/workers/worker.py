@@ -202,7 +202,7 @@ class Worker:
         recorded = {row.id: row for row in rows}
         self.notifier.finished_here({outcome[0]: recorded.get(outcome[0]) for outcome in outcomes})
         for prediction_id, model, _, error in outcomes:
-            if prediction_id in recorded:  # not those failed meanwhile (deployment ended)
+            if prediction_id in recorded:  # not those ended meanwhile (cancelled, say)
                 PREDICTIONS.labels(model, "completed" if error is None else "failed").inc()
 
     async def _renew(self) -> None:
