@@ -217,7 +217,8 @@ async def finish(
 ) -> list[Prediction]:
     """Record (id, output, error) outcomes; returns the rows written, those this worker still
     owned. A row that was ended meanwhile (cancelled, timed out, failed with its deployment) or
-    taken over after a lost lease is left alone. One statement on PostgreSQL, one per row elsewhere."""
+    taken over after a lost lease is left alone. One statement on PostgreSQL, one per row
+    elsewhere."""
     now = utcnow()
     ordered = sorted(outcomes, key=lambda o: str(o[0]))
     async with sessions() as db:
