@@ -3,20 +3,19 @@ and `timeout_seconds` (running too long, it fails and its model stops), bounded 
 what synchronous callers are answered; the body shows the deadlines only when asked for."""
 
 import asyncio
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from prometheus_client import REGISTRY
 
 from app.core.config import Settings
 from app.db.base import utcnow
-from app.models.prediction import Prediction, PredictionStatus
+from app.models.prediction import PredictionStatus
 from app.services import prediction_states
 from tests.support.api import AppFactory, ClientFactory, Live, User, World, assert_error
+from tests.support.predictions import counted, stored
 from tests.support.workers import answering, eventually, mock_of, standalone_worker
 
 pytestmark = pytest.mark.both_backends
@@ -53,18 +52,6 @@ async def polled(user: User, prediction_id: str, within: float = 20) -> dict[str
 
     await eventually(finished, within, what=f"prediction {prediction_id} finishing")
     return found
-
-
-async def stored(app: FastAPI, prediction_id: str) -> Prediction:
-    async with app.state.sessionmaker() as db:
-        found = await db.get(Prediction, uuid.UUID(prediction_id))
-    assert found is not None
-    return found
-
-
-def counted(status: str) -> float:
-    labels = {"model": "mock", "status": status}
-    return REGISTRY.get_sample_value("mlops_predictions_total", labels) or 0.0
 
 
 async def test_a_prediction_not_started_within_its_ttl_expires_and_never_runs(

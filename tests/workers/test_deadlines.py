@@ -13,7 +13,6 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi import FastAPI
-from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from app.core.config import Settings
@@ -22,7 +21,7 @@ from app.db.notifier import DONE_CHANNEL
 from app.models.prediction import Prediction, PredictionStatus
 from app.services import prediction_deadlines, prediction_states
 from tests.support.api import World
-from tests.support.predictions import prediction_row
+from tests.support.predictions import counted, prediction_row
 from tests.support.workers import answering, eventually, mock_of, standalone_worker
 
 QUEUED, RUNNING = PredictionStatus.queued, PredictionStatus.running
@@ -104,11 +103,6 @@ async def test_a_claim_never_takes_a_prediction_whose_ttl_passed(
         await db.commit()
     claimed = await prediction_states.claim(app.state.sessionmaker, "w", 10, 30)
     assert [c.id for c in claimed] == [future.id]
-
-
-def counted(status: str) -> float:
-    labels = {"model": "mock", "status": status}
-    return REGISTRY.get_sample_value("mlops_predictions_total", labels) or 0.0
 
 
 async def test_two_workers_end_each_prediction_once_and_run_no_expired_one(
