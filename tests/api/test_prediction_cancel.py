@@ -171,7 +171,7 @@ async def test_a_worker_in_another_process_stops_the_model_too(
 ) -> None:
     """On PostgreSQL the worker hears the cancel's NOTIFY (its lease is renewed far too seldom
     for the renewal to be what told it); on SQLite, which has none, its next lease renewal."""
-    lease = 300 if backend == "postgresql" else 0.6
+    lease = 300 if backend == "postgresql" else 1.5
     settings = settings_factory(prediction_lease_seconds=lease, **SLOW)
     async with standalone_worker(settings) as worker:
         _, dev, deployment = await running_deployment(world)
@@ -182,6 +182,24 @@ async def test_a_worker_in_another_process_stops_the_model_too(
         runtime = mock_of(worker)
     assert runtime is not None and runtime.calls == 1
     assert (await stored(app, prediction_id)).status == PredictionStatus.cancelled
+
+
+@pytest.mark.both_backends
+async def test_the_model_of_a_prediction_failed_with_its_deployment_stops_too(
+    live: Live, backend: str
+) -> None:
+    """Ending a deployment fails its predictions in the API's transaction; the worker hears it
+    by NOTIFY on PostgreSQL, at its next lease renewal on SQLite."""
+    lease = 300 if backend == "postgresql" else 1.5
+    async with live(prediction_lease_seconds=lease, **SLOW) as (app, world):
+        _, dev, deployment = await running_deployment(world)
+        prediction_id = await submit(dev, deployment)
+        await eventually(lambda: answering(app.state.worker) == 1, what="the model running")
+        ended = await dev.client.post(f"/api/v1/deployments/{deployment['id']}/complete")
+        assert ended.status_code == 200, ended.text
+        await eventually(lambda: answering(app.state.worker) == 0, what="the model stopping")
+        row = await stored(app, prediction_id)
+    assert (row.status, row.error) == (PredictionStatus.failed, "deployment ended")
 
 
 @pytest.mark.both_backends
