@@ -24,23 +24,29 @@ async def sweep(
     now: datetime | None = None,
 ) -> tuple[list[Ended], list[Ended]]:
     """One round at `now` (the present unless given), `batch` rows per transaction until none
-    is left: the predictions that expired, and those that timed out. Their ending is announced
-    here at once (the waiters, and the worker running one, in this process); NOTIFY tells the
-    other processes."""
+    is left: the predictions that expired, and those that timed out."""
     now = now or utcnow()
-    expired = await _drain(prediction_states.expire_overdue, sessions, now, batch)
-    timed_out = await _drain(prediction_states.time_out_overdue, sessions, now, batch)
-    for ended, label in ((expired, "expired"), (timed_out, "timeout")):
-        for prediction in ended:
-            PREDICTIONS.labels(prediction.model, label).inc()
-    notifier.announce_done(prediction.id for prediction in [*expired, *timed_out])
+    expired = await _drain(
+        prediction_states.expire_overdue, "expired", sessions, notifier, now, batch
+    )
+    timed_out = await _drain(
+        prediction_states.time_out_overdue, "timeout", sessions, notifier, now, batch
+    )
     return expired, timed_out
 
 
-async def _drain(end: EndOverdue, sessions: Sessions, now: datetime, batch: int) -> list[Ended]:
+async def _drain(
+    end: EndOverdue, label: str, sessions: Sessions, notifier: Notifier, now: datetime, batch: int
+) -> list[Ended]:
+    """Each batch is counted as soon as it is committed (a worker stopping between two batches
+    loses no count), and announced here at once: the waiters, and the worker running one, in
+    this process; NOTIFY tells the other processes."""
     ended: list[Ended] = []
     while True:
         found = await end(sessions, now, batch)
+        for prediction in found:
+            PREDICTIONS.labels(prediction.model, label).inc()
+        notifier.announce_done(prediction.id for prediction in found)
         ended += found
         if len(found) < batch:
             return ended

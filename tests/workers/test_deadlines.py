@@ -140,6 +140,11 @@ async def test_two_workers_end_each_prediction_once_and_run_no_expired_one(
 
         listening = asyncio.create_task(listen())
         before = {status: counted(status) for status in ("expired", "timeout", "completed")}
+        expected = {"expired": 20, "timeout": 10, "completed": 20}
+
+        def counted_since() -> dict[str, float]:
+            return {status: counted(status) - before[status] for status in before}
+
         expiring = await submit(20, ttl_seconds=1)
         timing_out = await submit(10, timeout_seconds=1)
         completing = await submit(10) + await submit(10, ttl_seconds=600, timeout_seconds=600)
@@ -163,6 +168,7 @@ async def test_two_workers_end_each_prediction_once_and_run_no_expired_one(
 
             await eventually(all_done, within=60, what="every prediction ending")
             await eventually(lambda: set(notified) >= set(every), what="every notification")
+            await eventually(lambda: counted_since() == expected, what="every ending counted")
             ran = [mock_of(worker) for worker in (one, two)]
             assert answering(one) == answering(two) == 0
         listening.cancel()
@@ -190,9 +196,4 @@ async def test_two_workers_end_each_prediction_once_and_run_no_expired_one(
         assert row.output is not None and row.output["input"] == row.input
     # The models ran once for each prediction that was not expired, and never for the others.
     assert sum(runtime.calls for runtime in ran if runtime is not None) == 30
-    after = {status: counted(status) for status in before}
-    assert {status: after[status] - before[status] for status in before} == {
-        "expired": 20,
-        "timeout": 10,
-        "completed": 20,
-    }
+    assert counted_since() == expected  # and nothing counted twice, even as the workers stopped
