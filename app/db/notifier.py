@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import psycopg
@@ -61,11 +61,15 @@ class Watch:
     outcome: object | None = None
 
 
+DoneListener = Callable[[Iterable[uuid.UUID]], None]
+
+
 class Notifier:
     def __init__(self, database_url: str) -> None:
         self._dsn = listen_dsn(database_url)
         self._queued = asyncio.Event()
         self._watchers: dict[uuid.UUID, list[Watch]] = {}
+        self._done_listeners: list[DoneListener] = []
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -103,8 +107,11 @@ class Notifier:
         if channel == QUEUED_CHANNEL:
             self._queued.set()
             return
-        with contextlib.suppress(ValueError):
-            self.finished_here({uuid.UUID(payload): None})
+        try:
+            prediction_id = uuid.UUID(payload)
+        except ValueError:
+            return
+        self.announce_done([prediction_id])
 
     def finished_here(self, outcomes: Mapping[uuid.UUID, object | None]) -> None:
         """Wake whoever in this process watches these predictions, handing each its finished row
@@ -116,6 +123,23 @@ class Notifier:
             for watch in self._watchers.get(prediction_id, ()):
                 watch.outcome = outcome
                 watch.event.set()
+
+    def announce_done(self, prediction_ids: Iterable[uuid.UUID]) -> None:
+        """Predictions done, as NOTIFY reports them, or ended in this process by other means than
+        its worker's finish (a cancel, a deadline): wake their watchers here (they read the row)
+        and tell the done listeners, so that a worker still running one stops it. Said locally
+        too, the news need not wait for NOTIFY's round trip, nor, on SQLite, for a poll."""
+        ids = list(prediction_ids)
+        self.finished_here(dict.fromkeys(ids))
+        for listener in list(self._done_listeners):
+            listener(ids)
+
+    def add_done_listener(self, listener: DoneListener) -> None:
+        self._done_listeners.append(listener)
+
+    def remove_done_listener(self, listener: DoneListener) -> None:
+        with contextlib.suppress(ValueError):
+            self._done_listeners.remove(listener)
 
     async def wait_queued(self, within: float) -> None:
         """Until a prediction is queued somewhere, or `within` seconds pass."""

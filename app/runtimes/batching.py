@@ -50,6 +50,10 @@ class MicroBatcher:
             await self._run_batch(batch)
 
     async def _run_batch(self, batch: list[_Item]) -> None:
+        # A caller that stopped waiting (its prediction was cancelled) has nothing to be answered.
+        batch = [(text, future) for text, future in batch if not future.done()]
+        if not batch:
+            return
         try:
             outputs = await self.runtime.predict_batch([text for text, _ in batch])
         except asyncio.CancelledError:

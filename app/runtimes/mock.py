@@ -13,6 +13,7 @@ class MockRuntime:
     def __init__(self, delay_min: float, delay_max: float) -> None:
         self.delay_min, self.delay_max = delay_min, delay_max
         self.calls = 0  # how many inputs it has answered: tests prove idempotency with it
+        self.answering = 0  # inputs being answered now: a cancelled prediction's wait stops
 
     async def load(self) -> None:
         return None
@@ -21,7 +22,11 @@ class MockRuntime:
         outputs = []
         for text in inputs:
             self.calls += 1
-            await asyncio.sleep(random.uniform(self.delay_min, self.delay_max))  # noqa: S311
+            self.answering += 1
+            try:
+                await asyncio.sleep(random.uniform(self.delay_min, self.delay_max))  # noqa: S311
+            finally:
+                self.answering -= 1
             outputs.append({"input": text, "result": str(random.randint(1000, 20000))})  # noqa: S311
         return outputs
 

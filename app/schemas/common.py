@@ -155,6 +155,8 @@ ERROR_CODES: Mapping[str, tuple[int, str]] = MappingProxyType(
         "invalid_transition": (409, "A completed deployment cannot become completed."),
         "deployment_not_running": (409, "The deployment is pending; predictions need it running."),
         "idempotency_key_reused": (409, "This Idempotency-Key was used with a different input."),
+        "prediction_finished": (409, "The prediction is already completed."),
+        "prediction_cancelled": (409, "The prediction was cancelled before it finished."),
         "payload_too_large": (413, "The request body exceeds 1 MiB."),
         "unsupported_media_type": (415, "Request bodies must be application/json."),
         "validation_error": (422, "The request is invalid; see `fields`."),
@@ -179,6 +181,10 @@ ERROR_CODES: Mapping[str, tuple[int, str]] = MappingProxyType(
         "model_unavailable": (503, "The 'distilbert-sst2' model cannot serve: <why>."),
         "no_worker": (503, "No prediction worker that runs 'mock' is alive; start one ..."),
         "database_unavailable": (503, "The database is unavailable; retry shortly."),
+        "prediction_expired": (
+            504,
+            "The prediction expired: no worker started it within its ttl_seconds.",
+        ),
     }
 )
 ERROR_CODES_KEY = "x-error-codes"
@@ -195,6 +201,7 @@ _STATUS_WORDS = {
     429: "Too many requests",
     502: "The model failed",
     503: "Unavailable",
+    504: "Expired",
 }
 # The one field a domain 422 names in `fields`, and what other codes add to the body.
 _FIELD_OF = {
@@ -207,6 +214,8 @@ _FIELD_OF = {
 _EXTRAS: dict[str, dict[str, Any]] = {
     "validation_error": {"fields": [{"field": "priority", "message": "Input should be ..."}]},
     "prediction_failed": {"prediction_id": "7d3e1c2b-3333-4a5b-8c9d-0e1f2a3b4c5d"},
+    "prediction_cancelled": {"prediction_id": "7d3e1c2b-3333-4a5b-8c9d-0e1f2a3b4c5d"},
+    "prediction_expired": {"prediction_id": "7d3e1c2b-3333-4a5b-8c9d-0e1f2a3b4c5d"},
 }
 
 

@@ -43,6 +43,7 @@ class PredictIn(RequestBody):
                     "input": "The movie was a delight from start to end.",
                     "callback_url": "https://hooks.example.com/predictions",
                 },
+                {"input": "hello", "ttl_seconds": 60, "timeout_seconds": 30},
             ]
         }
     )
@@ -79,6 +80,19 @@ class PredictionOut(BaseModel):
                     "completed_at": "2026-11-29T12:00:11Z",
                     "callback_url": "https://hooks.example.com/predictions",
                     "webhook_state": "delivered",
+                },
+                {
+                    "prediction_id": "0f5a6b1e-8e0c-4b8e-9d3a-2c1f4e5d6a7b",
+                    "deployment_id": "3f2b8c1d-2222-4e6f-9a10-7b8c9d0e1f20",
+                    "model": "mock",
+                    "status": "cancelled",
+                    "input": "hello",
+                    "output": None,
+                    "error": None,
+                    "created_at": "2026-11-29T12:01:00Z",
+                    "completed_at": "2026-11-29T12:01:04Z",
+                    "expires_at": "2026-11-29T12:02:00Z",
+                    "timeout_seconds": 30,
                 },
             ]
         }

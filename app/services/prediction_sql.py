@@ -3,9 +3,30 @@
 and the metrics ask). Every write of a prediction row still goes through `prediction_states`."""
 
 import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Insert, Select, bindparam, func, insert, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Interval,
+    Select,
+    String,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from app.db.base import utcnow
 from app.db.notifier import QUEUED_CHANNEL
@@ -62,6 +83,68 @@ WITH outcome AS (
 SELECT f.* FROM finished f, LATERAL (SELECT pg_notify('prediction_done', CAST(f.id AS text))) n
 """
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Overdue:
+    """The rows past a deadline (`where`), and the order to end them in: the longest overdue
+    first."""
+
+    where: list[ColumnElement[bool]]
+    oldest_first: InstrumentedAttribute[datetime | None]
+
+
+Deadline = Callable[[str, datetime], Overdue]  # (dialect name, now) -> the rows past it
+
+
+def ttl_passed(dialect: str, now: datetime) -> Overdue:
+    """Queued rows whose ttl passed by `now`."""
+    where = [Prediction.status == PredictionStatus.queued, Prediction.expires_at <= now]
+    return Overdue(where, Prediction.expires_at)
+
+
+def timeout_passed(dialect: str, now: datetime) -> Overdue:
+    """Running rows that had run longer than their timeout_seconds by `now`, in the date
+    arithmetic each database has: an interval on PostgreSQL, Julian days on SQLite (which keeps
+    datetimes as text)."""
+    at = literal(now, Prediction.started_at.type)
+    if dialect == "postgresql":
+        second = literal_column("interval '1 second'", Interval())
+        past = Prediction.started_at <= at - Prediction.timeout_seconds * second
+    else:
+        days = Prediction.timeout_seconds / 86400.0
+        past = func.julianday(Prediction.started_at) <= func.julianday(at) - days
+    where = [Prediction.status == PredictionStatus.running, Prediction.timeout_seconds.is_not(None)]
+    return Overdue([*where, past], Prediction.started_at)
+
+
+TIMEOUT_ERROR = (
+    literal("timed out after ") + cast(Prediction.timeout_seconds, String) + " s (timeout_seconds)"
+)
+
+
+def end_overdue(
+    overdue: Overdue, values: Mapping[str, Any], batch: int
+) -> ReturningUpdate[uuid.UUID, str]:
+    """Write `values` to up to `batch` overdue rows, returning (id, model) of each. The rows are
+    locked with SKIP LOCKED first (one another sweeper, a cancel or a finish holds is left to
+    them: several workers sweep at once without waiting on each other), then written under the
+    same condition, evaluated again on each row's latest version: a row that changed meanwhile
+    (requeued and claimed afresh, say) is not ended on a stale read."""
+    due = (
+        select(Prediction.id)
+        .where(*overdue.where)
+        .order_by(overdue.oldest_first)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        update(Prediction)
+        .where(Prediction.id.in_(due.scalar_subquery()), *overdue.where)
+        .values(dict(values))
+        .returning(Prediction.id, Prediction.model)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def running_deployments(

@@ -7,16 +7,22 @@ row is claimed by one worker at a time and finished at most once, whatever crash
                             worker runs, inserted under that worker's lease (one transaction
                             fewer than queued and then claimed; the same row a claim would make)
     queued   -> running     claim: a worker takes it, under a lease it renews while the model runs
+                            (never one whose ttl has passed)
     running  -> completed   finish: the worker that holds it records the output
     running  -> failed      finish (the model failed), or recover: its lease lapsed a second time
     running  -> queued      recover: its lease lapsed once; or release: its worker shut down
     queued   -> failed      end_for_deployments: the deployment completed, was cancelled or failed
     running  -> failed      end_for_deployments, likewise (a worker still running it then finds
                             the row gone from `running` and cannot complete it)
+    queued   -> cancelled   cancel: its caller or an admin
+    running  -> cancelled   cancel, likewise: the worker running it stops the model, and a result
+                            that comes anyway is discarded by finish's guard
+    queued   -> expired     expire_overdue: its ttl passed before a worker took it
+    running  -> failed      time_out_overdue: it ran longer than its timeout_seconds
 
-completed and failed are final. Used by the API's services and by the workers alike. The
-callback's columns (`webhook_*`) have a machine of their own, `app.services.webhooks.deliveries`,
-which writes nothing else.
+completed, failed, cancelled and expired are final. Used by the API's services and by the workers
+alike. The callback's columns (`webhook_*`) have a machine of their own,
+`app.services.webhooks.deliveries`, which writes nothing else.
 """
 
 import json
@@ -26,18 +32,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import case, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from app.db.base import utcnow
 from app.db.notifier import notifies, notify_done
 from app.models.deployment import Deployment, DeploymentStatus
-from app.models.prediction import Prediction, PredictionStatus, WebhookState
+from app.models.prediction import FINAL_STATUSES, Prediction, PredictionStatus, WebhookState
+from app.services import prediction_sql
 from app.services.prediction_sql import ENQUEUE, ENQUEUE_NOTIFIED, ENQUEUED_COLUMNS, FINISH_BATCH
 
 QUEUED, RUNNING = PredictionStatus.queued, PredictionStatus.running
 COMPLETED, FAILED = PredictionStatus.completed, PredictionStatus.failed
+CANCELLED, EXPIRED = PredictionStatus.cancelled, PredictionStatus.expired
 MAX_ATTEMPTS = 2  # the first claim, and one retry after a worker died holding the row
 LOST_WORKER = "the worker running this prediction stopped twice; not retried again"
 DEPLOYMENT_ENDED = "deployment ended"
@@ -51,6 +59,14 @@ class Claimed:
     deployment_id: uuid.UUID
     model: str
     input: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """A prediction that a deadline ended: its id, and its model (for the metrics)."""
+
+    id: uuid.UUID
+    model: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +172,8 @@ async def claim(
     """Take up to `limit` queued predictions of running deployments, oldest first, of `models`
     only if given (a worker pool that cannot load the others). Rows another worker is claiming
     are skipped, not waited for; predictions of pending (preempted) deployments stay queued until
-    their deployment runs again."""
+    their deployment runs again. One whose ttl has passed is never taken, even before a sweeper
+    has expired it."""
     if limit <= 0:
         return []
     now = utcnow()
@@ -164,7 +181,11 @@ async def claim(
         candidates = (
             select(Prediction.id)
             .join(Deployment, Deployment.id == Prediction.deployment_id)
-            .where(Prediction.status == QUEUED, Deployment.status == DeploymentStatus.running)
+            .where(
+                Prediction.status == QUEUED,
+                or_(Prediction.expires_at.is_(None), Prediction.expires_at > now),
+                Deployment.status == DeploymentStatus.running,
+            )
             .order_by(Prediction.created_at, Prediction.id)
             .limit(limit)
             .with_for_update(of=Prediction, skip_locked=True)
@@ -196,8 +217,9 @@ async def finish(
     outcomes: list[tuple[uuid.UUID, str, dict[str, Any] | None, str | None]],
 ) -> list[Prediction]:
     """Record (id, output, error) outcomes; returns the rows written, those this worker still
-    owned. A row that was failed meanwhile (its deployment ended) or taken over after a lost
-    lease is left alone. One statement on PostgreSQL, one per row elsewhere."""
+    owned. A row that was ended meanwhile (cancelled, timed out, failed with its deployment) or
+    taken over after a lost lease is left alone. One statement on PostgreSQL, one per row
+    elsewhere."""
     now = utcnow()
     ordered = sorted(outcomes, key=lambda o: str(o[0]))
     async with sessions() as db:
@@ -250,9 +272,12 @@ async def _finish_one(
     return result.scalar_one_or_none()
 
 
-async def renew_leases(sessions: Sessions, worker_id: str, lease: float) -> None:
-    """Rows locked right now (being finished) are skipped, not waited for: waiting could deadlock
-    with this worker's own `finish`, and a row being finished needs no longer lease."""
+async def renew_leases(sessions: Sessions, worker_id: str, lease: float) -> set[uuid.UUID]:
+    """Renew the leases of the rows this worker runs, and say which rows it still runs. Rows
+    locked right now are skipped, not waited for: waiting could deadlock with this worker's own
+    `finish`, and a row being finished needs no longer lease. They are still in the answer (as
+    last committed), so that only a row that has left `running` under this worker (cancelled,
+    timed out, failed with its deployment, taken over after a lapsed lease) is missing from it."""
     held = (
         select(Prediction.id)
         .where(Prediction.worker_id == worker_id, Prediction.status == RUNNING)
@@ -265,7 +290,68 @@ async def renew_leases(sessions: Sessions, worker_id: str, lease: float) -> None
             .values(lease_expires_at=utcnow() + timedelta(seconds=lease))
             .execution_options(synchronize_session=False)
         )
+        still_running = set(
+            await db.scalars(
+                select(Prediction.id).where(
+                    Prediction.worker_id == worker_id, Prediction.status == RUNNING
+                )
+            )
+        )
         await db.commit()
+    return still_running
+
+
+async def cancel(db: AsyncSession, prediction_id: uuid.UUID) -> Prediction | None:
+    """A queued or running prediction becomes `cancelled` now, announced when the caller's
+    transaction commits (the waiters, and the worker running it, which then stops the model).
+    None if it had finished already: then it keeps its state. The row answered is the one in the
+    session, refreshed."""
+    cancelled = (
+        await db.execute(
+            update(Prediction)
+            .where(Prediction.id == prediction_id, Prediction.status.in_([QUEUED, RUNNING]))
+            .values(status=CANCELLED, completed_at=utcnow(), lease_expires_at=None)
+            .returning(Prediction)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+    ).scalar_one_or_none()
+    if cancelled is not None:
+        await db.run_sync(notify_done, [prediction_id])
+    return cancelled
+
+
+async def expire_overdue(sessions: Sessions, now: datetime, batch: int) -> list[Ended]:
+    """Up to `batch` queued predictions whose ttl passed by `now` become `expired`: never run."""
+    values = {"status": EXPIRED, "completed_at": now}
+    return await _end_overdue(sessions, prediction_sql.ttl_passed, now, batch, values)
+
+
+async def time_out_overdue(sessions: Sessions, now: datetime, batch: int) -> list[Ended]:
+    """Up to `batch` running predictions that had run longer than their timeout_seconds by `now`
+    fail, saying so; the worker running one stops it once it hears."""
+    values = {
+        "status": FAILED,
+        "error": prediction_sql.TIMEOUT_ERROR,
+        "completed_at": now,
+        "lease_expires_at": None,
+    }
+    return await _end_overdue(sessions, prediction_sql.timeout_passed, now, batch, values)
+
+
+async def _end_overdue(
+    sessions: Sessions,
+    deadline: prediction_sql.Deadline,
+    now: datetime,
+    batch: int,
+    values: dict[str, Any],
+) -> list[Ended]:
+    async with sessions() as db:
+        overdue = deadline(db.get_bind().dialect.name, now)
+        rows = await db.execute(prediction_sql.end_overdue(overdue, values, batch))
+        ended = [Ended(*row) for row in rows]
+        await db.run_sync(notify_done, [e.id for e in ended])
+        await db.commit()
+    return ended
 
 
 async def recover_expired(sessions: Sessions) -> int:
@@ -314,13 +400,13 @@ PRUNE_BATCH = 1000
 
 
 async def prune_finished(sessions: Sessions, before: datetime, batch: int = PRUNE_BATCH) -> int:
-    """Delete up to `batch` predictions that finished (completed or failed) before `before`, the
+    """Delete up to `batch` predictions that finished (in any final state) before `before`, the
     oldest first, and say how many: one short transaction, so that intake and claims wait for a
     batch at most. Rows another worker is deleting at the same moment are skipped, not waited for.
     Queued and running predictions are never touched, however old."""
     oldest_finished = (
         select(Prediction.id)
-        .where(Prediction.status.in_((COMPLETED, FAILED)), Prediction.completed_at < before)
+        .where(Prediction.status.in_(FINAL_STATUSES), Prediction.completed_at < before)
         .order_by(Prediction.completed_at)
         .limit(batch)
         .with_for_update(skip_locked=True)

@@ -12,7 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
-from app.core.errors import Conflict, DomainError, Unprocessable
+from app.core.errors import Conflict, DomainError, Unprocessable, not_found
+from app.core.metrics import PREDICTIONS
 from app.db.base import utcnow
 from app.db.notifier import Notifier
 from app.models.deployment import Deployment, DeploymentStatus
@@ -196,6 +197,24 @@ def done(access: Scoped[Prediction]) -> Prediction:
     if not access.row.status.is_done:
         raise PredictionPending()
     return access.row
+
+
+async def cancel(db: AsyncSession, access: Scoped[Prediction], notifier: Notifier) -> Prediction:
+    """Cancel a queued or running prediction (`PredictionForCancel`); one that has finished,
+    whichever way, is 409 `prediction_finished`. Against a worker's finish, exactly one wins:
+    both writes are guarded on `running`. Announced here at once (a synchronous caller waiting
+    in this process, this process's worker running it); NOTIFY tells the others."""
+    prediction_id = access.row.id
+    cancelled = await prediction_states.cancel(db, prediction_id)
+    if cancelled is None:
+        status = await db.scalar(select(Prediction.status).where(Prediction.id == prediction_id))
+        if status is None:  # deleted meanwhile by the retention job
+            raise not_found("prediction")
+        raise Conflict("prediction_finished", f"The prediction is already {status}.")
+    await db.commit()
+    PREDICTIONS.labels(cancelled.model, "cancelled").inc()
+    notifier.announce_done([prediction_id])
+    return cancelled
 
 
 async def list_for_deployment(

@@ -1,4 +1,6 @@
-"""The worker loop: claim queued predictions, run them, record outcomes, keep leases alive."""
+"""The worker loop: claim queued predictions, run them, record outcomes, keep leases alive, and
+stop running a prediction that was ended elsewhere (cancelled, timed out, failed with its
+deployment): its result would be discarded anyway."""
 
 import asyncio
 import contextlib
@@ -7,7 +9,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +21,7 @@ from app.db.base import utcnow
 from app.db.notifier import Notifier
 from app.db.outage import log_failure
 from app.runtimes.base import RuntimeFailure
-from app.services import prediction_sql, prediction_states, runtime_sweeper
+from app.services import prediction_deadlines, prediction_sql, prediction_states, runtime_sweeper
 from app.services.prediction_states import Claimed, Sessions
 from app.services.worker_heartbeats import HEARTBEAT_SECONDS
 from app.workers.runtime_pool import RuntimePool
@@ -56,7 +58,8 @@ class Worker:
         self.pool = RuntimePool(settings)
         self.visibility = Visibility(self.id, sessions, self.pool, models)
         self.webhooks = WebhookDispatcher(settings, sessions)
-        self._in_flight: set[asyncio.Task[None]] = set()
+        # The predictions this worker is running the model of, each with its task.
+        self._in_flight: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -79,7 +82,11 @@ class Worker:
             asyncio.create_task(self._every(RELEASE_SECONDS, self._release), name="worker-release"),
             asyncio.create_task(self._every(SWEEP_SECONDS, self._sweep), name="worker-sweeper"),
             asyncio.create_task(self.webhooks.run(), name="worker-webhooks"),
+            asyncio.create_task(
+                self._every(SWEEP_SECONDS, self._end_overdue), name="worker-deadlines"
+            ),
         ]
+        self.notifier.add_done_listener(self.abandon)
         if self.settings.prediction_retention_days > 0:
             self._tasks.append(
                 asyncio.create_task(
@@ -89,9 +96,11 @@ class Worker:
 
     async def stop(self) -> None:
         """Stop claiming, hand unfinished rows back (their retry is not spent), unload models."""
-        for task in [*self._tasks, *self._in_flight]:
+        self.notifier.remove_done_listener(self.abandon)
+        running = [*self._tasks, *self._in_flight.values()]
+        for task in running:
             task.cancel()
-        for task in [*self._tasks, *self._in_flight]:
+        for task in running:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []  # stopped: `owns_next` hands it nothing more
@@ -134,9 +143,26 @@ class Worker:
 
     def adopt(self, item: Claimed) -> None:
         """Run a prediction this worker holds the lease of: claimed, or inserted claimed."""
+        earlier = self._in_flight.get(item.id)
+        if earlier is not None:  # its lease had lapsed and it was requeued: this run replaces it
+            earlier.cancel()
         task = asyncio.create_task(self._execute(item))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+        self._in_flight[item.id] = task
+        task.add_done_callback(lambda _: self._forget(item.id, task))
+
+    def _forget(self, prediction_id: uuid.UUID, task: asyncio.Task[None]) -> None:
+        # Only that task: the same prediction may have been taken afresh since (after a lapsed
+        # lease), by another task.
+        if self._in_flight.get(prediction_id) is task:
+            del self._in_flight[prediction_id]
+
+    def abandon(self, prediction_ids: Iterable[uuid.UUID]) -> None:
+        """Stop running these predictions, if this worker runs any of them: each was ended
+        elsewhere, and records no outcome here (the mock's wait, an Ollama request, stop now)."""
+        for prediction_id in prediction_ids:
+            task = self._in_flight.pop(prediction_id, None)
+            if task is not None:
+                task.cancel()
 
     async def _execute(self, item: Claimed) -> None:
         started = time.perf_counter()
@@ -181,12 +207,23 @@ class Worker:
         if any(row.callback_url is not None for row in rows):
             self.webhooks.wake()
         for prediction_id, model, _, error in outcomes:
-            if prediction_id in recorded:  # not those failed meanwhile (deployment ended)
+            if prediction_id in recorded:  # not those ended meanwhile (cancelled, say)
                 PREDICTIONS.labels(model, "completed" if error is None else "failed").inc()
 
     async def _renew(self) -> None:
-        await prediction_states.renew_leases(
+        """Renewing the leases also tells which predictions this worker no longer holds: where no
+        NOTIFY says so (SQLite, a notification lost), that is how it learns to stop them. Only
+        those it ran before asking: one adopted meanwhile may not be committed in what was read."""
+        before = dict(self._in_flight)
+        held = await prediction_states.renew_leases(
             self.sessions, self.id, self.settings.prediction_lease_seconds
+        )
+        self.abandon(
+            [
+                prediction_id
+                for prediction_id, task in before.items()
+                if prediction_id not in held and self._in_flight.get(prediction_id) is task
+            ]
         )
 
     async def _recover(self) -> None:
@@ -207,6 +244,9 @@ class Worker:
 
     async def _sweep(self) -> None:
         await runtime_sweeper.sweep(self.sessions)
+
+    async def _end_overdue(self) -> None:
+        await prediction_deadlines.sweep(self.sessions, self.notifier)
 
     async def _release(self) -> None:
         ids = self.pool.deployment_ids()

@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
+from sqlalchemy import update
 from starlette.routing import BaseRoute
 
 from app.api.deps import declared_action
@@ -23,7 +24,7 @@ from app.core.errors import Forbidden
 from app.db.base import utcnow
 from app.models.deployment import Deployment
 from app.models.organization import Organization, Role
-from app.models.prediction import PredictionStatus
+from app.models.prediction import Prediction, PredictionStatus
 from app.services import permissions
 from app.services.permissions import ROLE_TABLE, Action
 from app.services.tenancy import Scoped
@@ -111,6 +112,17 @@ async def finished_prediction(app: FastAPI, deployment: dict[str, Any], user_id:
         db.add(prediction)
         await db.commit()
     return str(prediction.id)
+
+
+async def requeue(app: FastAPI, prediction_id: str) -> None:
+    """The scene's prediction back to `queued`, for the routes that act on unfinished ones."""
+    async with app.state.sessionmaker() as db:
+        await db.execute(
+            update(Prediction)
+            .where(Prediction.id == uuid.UUID(prediction_id))
+            .values(status=PredictionStatus.queued, output=None, completed_at=None)
+        )
+        await db.commit()
 
 
 async def build_scene(world: World, app: FastAPI) -> Scene:
@@ -216,6 +228,8 @@ BODIES: dict[Route, Callable[[], dict[str, Any]]] = {
     ("POST", f"{ORG}/api-keys"): lambda: {"name": "k", "role": "viewer"},
 }
 NEEDS_IDLE: set[Route] = {("DELETE", ORG), ("DELETE", CLUSTER)}
+# ... and the routes that need the scene's prediction unfinished (only such can be cancelled).
+NEEDS_QUEUED: set[Route] = {("POST", "/api/v1/predictions/{prediction_id}/cancel")}
 RANK = {Role.viewer: 0, Role.developer: 1, Role.admin: 2}
 
 # The contract's role table (docs/API.md, "Organizations and roles"), as the minimum role of each
@@ -342,7 +356,9 @@ def test_every_route_is_classified(app: FastAPI) -> None:
     assert undeclared == [], "each org-scoped route needs exactly one access dependency (deps.py)"
     assert sorted(scoped) == SCOPED
     assert [route for route in PUBLIC | UNSCOPED if actions.get(route)] == []
-    assert set(BODIES) | NEEDS_IDLE <= scoped, "test data for a route that does not exist"
+    assert set(BODIES) | NEEDS_IDLE | NEEDS_QUEUED <= scoped, (
+        "test data for a route that does not exist"
+    )
 
 
 async def test_anonymous_callers_get_401_on_every_authenticated_route(
@@ -392,6 +408,8 @@ async def test_role_table(app: FastAPI, world: World, role: str, method: str, pa
     scene = await build_scene(world, app)
     if (method, path) in NEEDS_IDLE:
         await scene.admin.client.post(f"/api/v1/deployments/{scene.deployment_id}/cancel")
+    if (method, path) in NEEDS_QUEUED:
+        await requeue(app, scene.prediction_id)
     body = BODIES.get((method, path), lambda: None)()
     actor = scene.by_role(role)
     response = await actor.client.request(method, scene.fill(path), json=body, headers=HEADERS)

@@ -10,6 +10,7 @@ from app.runtimes.ollama import SUMMARY_LIMIT, OllamaRuntime, clamp_summary
 from tests.runtimes.conftest import deploy
 from tests.support.fakes import FakeOllama, RunningServer
 from tests.support.processes import free_port
+from tests.support.workers import eventually
 
 SENTENCE = "The committee reviewed the quarterly results and agreed on next steps. "
 LONG_REPLY = (SENTENCE * 80)[:5000]
@@ -93,6 +94,25 @@ async def test_slow_server_fails_after_the_timeout(live: Any) -> None:
             )
     assert response.status_code == 502
     assert "did not answer" in response.json()["error"]
+
+
+async def test_cancelling_a_prediction_closes_its_request_to_ollama(live: Any) -> None:
+    fake = FakeOllama(delay=60)
+    with RunningServer(fake.app(), fake.port):
+        async with live(ollama_host=fake.host) as (_, world):
+            user, deployment = await deploy(world, "gemma3:1b")
+            accepted = await user.client.post(
+                f"/api/v1/deployments/{deployment['id']}/predict",
+                json={"input": "a long document"},
+                headers={"Async-Mode": "true"},
+            )
+            await eventually(lambda: len(fake.requests) == 1, what="the request reaching Ollama")
+            cancelled = await user.client.post(
+                f"/api/v1/predictions/{accepted.json()['prediction_id']}/cancel"
+            )
+            await eventually(lambda: fake.hung_up == 1, what="the request being closed")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
 
 
 async def test_runtime_errors_are_runtime_failures_that_say_what_to_do() -> None:

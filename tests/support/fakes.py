@@ -93,7 +93,8 @@ def _broken(fault: Fault, body: dict[str, Any]) -> Response:
 class FakeOllama:
     """Answers /api/tags, /api/generate and /api/chat like an Ollama server holding `models`;
     with a `fault`, /api/generate and /api/chat (and /api/tags too with `fault_tags`) answer as
-    a broken server does. `delay` (seconds) is spent before every generate or chat answer."""
+    a broken server does. `delay` (seconds) is spent before every generate or chat answer;
+    `hung_up` counts the requests whose client closed the connection before it came."""
 
     reply: str = "A short summary."
     delay: float = 0.0
@@ -102,10 +103,22 @@ class FakeOllama:
     port: int = field(default_factory=free_port)
     fault: Fault | None = None
     fault_tags: bool = False
+    hung_up: int = 0
 
     @property
     def host(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    async def _wait(self, request: Request) -> bool:
+        """Spend `delay`, watching the connection as a real server does; False if the client
+        went away meanwhile."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.delay
+        while (remaining := deadline - loop.time()) > 0:
+            if await request.is_disconnected():
+                return False
+            await asyncio.sleep(min(remaining, 0.05))
+        return True
 
     def app(self) -> Starlette:
         async def tags(_: Request) -> Response:
@@ -131,7 +144,9 @@ class FakeOllama:
             self.requests.append(body)
             if body.get("model") not in self.models:
                 return JSONResponse({"error": f"model '{body.get('model')}' not found"}, 404)
-            await asyncio.sleep(self.delay)
+            if not await self._wait(request):
+                self.hung_up += 1
+                return Response(status_code=499)  # nobody reads it
             done = {"model": body["model"], "created_at": "2026-11-29T00:00:00Z", "done": True}
             if chat:
                 answered = {**done, "message": {"role": "assistant", "content": self.reply}}

@@ -1,8 +1,12 @@
 """Prediction rows written straight to the database, as a worker or an old table would have left
-them, for tests that need a prediction in a given state without running a model."""
+them, for tests that need a prediction in a given state without running a model; and reading
+back what became of one."""
 
 import uuid
 from typing import Any
+
+from fastapi import FastAPI
+from prometheus_client import REGISTRY
 
 from app.models.prediction import Prediction, PredictionStatus
 
@@ -23,3 +27,17 @@ def prediction_row(
         "attempts": 1,
     }
     return Prediction(**(values | fields))
+
+
+async def stored(app: FastAPI, prediction_id: str | uuid.UUID) -> Prediction:
+    """The prediction's row as it is now."""
+    async with app.state.sessionmaker() as db:
+        found = await db.get(Prediction, uuid.UUID(str(prediction_id)))
+    assert found is not None
+    return found
+
+
+def counted(status: str) -> float:
+    """`mlops_predictions_total` of the mock model with this status, in this process."""
+    labels = {"model": "mock", "status": status}
+    return REGISTRY.get_sample_value("mlops_predictions_total", labels) or 0.0

@@ -1,5 +1,5 @@
-"""The retention job (PREDICTION_RETENTION_DAYS): deletes only finished predictions older than the
-window, in batches, while predictions are being accepted."""
+"""The retention job (PREDICTION_RETENTION_DAYS): deletes only finished predictions (in any final
+state) older than the window, in batches, while predictions are being accepted."""
 
 import asyncio
 import uuid
@@ -55,9 +55,12 @@ async def test_only_finished_predictions_past_the_window_go_in_batches_while_int
     old, recent = timedelta(days=31), timedelta(days=29)
     seeded = [
         *rows(deployment, user.id, PredictionStatus.completed, old, OLD_FINISHED - 30),
-        *rows(deployment, user.id, PredictionStatus.failed, old, 30),
+        *rows(deployment, user.id, PredictionStatus.failed, old, 10),
+        *rows(deployment, user.id, PredictionStatus.cancelled, old, 10),
+        *rows(deployment, user.id, PredictionStatus.expired, old, 10),
         *rows(deployment, user.id, PredictionStatus.completed, recent, 20),
         *rows(deployment, user.id, PredictionStatus.failed, recent, 5),
+        *rows(deployment, user.id, PredictionStatus.cancelled, recent, 5),
         # Unfinished, however old: never pruned (a long queue, a long model call).
         *rows(deployment, user.id, PredictionStatus.queued, old, 10),
         *rows(deployment, user.id, PredictionStatus.running, old, 5),

@@ -19,11 +19,13 @@ class SlowBatchable:
     def __init__(self) -> None:
         self.release = asyncio.Event()
         self.unloaded = False
+        self.batches: list[list[str]] = []
 
     async def load(self) -> None:
         return None
 
     async def predict_batch(self, inputs: list[str]) -> list[dict[str, Any]]:
+        self.batches.append(inputs)
         await self.release.wait()
         return [{"echo": text} for text in inputs]
 
@@ -42,6 +44,28 @@ async def test_closing_a_batcher_fails_waiting_and_running_callers() -> None:
     for call in calls:
         with pytest.raises(RuntimeFailure, match="unloaded"):
             await call
+
+
+async def test_callers_that_stop_waiting_leave_their_batch_to_the_others() -> None:
+    """A cancelled prediction's caller stops waiting, in a batch already in the model or one
+    still gathering: the others get their outputs, and an input nobody waits for any more is not
+    sent to the model."""
+    runtime = SlowBatchable()
+    batcher = MicroBatcher(runtime, max_size=4, max_wait_ms=1)
+    in_model = [asyncio.create_task(batcher.submit(f"m{i}")) for i in range(2)]
+    await asyncio.sleep(0.05)  # their batch is in the model
+    waiting = [asyncio.create_task(batcher.submit(f"w{i}")) for i in range(2)]
+    await asyncio.sleep(0.01)  # queued behind it
+    in_model[0].cancel()
+    waiting[0].cancel()
+    runtime.release.set()
+    assert await in_model[1] == {"echo": "m1"}
+    assert await waiting[1] == {"echo": "w1"}
+    for call in (in_model[0], waiting[0]):
+        with pytest.raises(asyncio.CancelledError):
+            await call
+    assert runtime.batches == [["m0", "m1"], ["w1"]]
+    await batcher.close()
 
 
 async def test_a_model_in_use_is_not_unloaded(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ from app.api.deps import (
     DeploymentForPrediction,
     DeploymentForPredictionList,
     PageParams,
+    PredictionForCancel,
     PredictionForReading,
     SettingsDep,
 )
@@ -67,17 +68,34 @@ def accepted(prediction: Prediction, workers: int = 1) -> JSONResponse:
     return JSONResponse(body, status.HTTP_202_ACCEPTED, headers={"Location": location})
 
 
+# How a synchronous prediction that did not complete is answered: status, code, sentence.
+_NOT_COMPLETED = {
+    PredictionStatus.failed: (status.HTTP_502_BAD_GATEWAY, "prediction_failed", "The model failed"),
+    PredictionStatus.cancelled: (
+        status.HTTP_409_CONFLICT,
+        "prediction_cancelled",
+        "The prediction was cancelled before it finished.",
+    ),
+    PredictionStatus.expired: (
+        status.HTTP_504_GATEWAY_TIMEOUT,
+        "prediction_expired",
+        "The prediction expired: no worker started it within its ttl_seconds.",
+    ),
+}
+
+
 def finished(prediction: Prediction, replayed: bool) -> JSONResponse:
-    if prediction.status == PredictionStatus.failed and not replayed:
-        return JSONResponse(
-            {
-                "error": f"The model failed: {prediction.error}",
-                "code": "prediction_failed",
-                "prediction_id": str(prediction.id),
-            },
-            status.HTTP_502_BAD_GATEWAY,
-        )
-    return JSONResponse(prediction_out(prediction).model_dump(mode="json"))
+    """The finished prediction (200), unless it did not complete and this is not a replay (a
+    replay reports the state: it is not a new failure)."""
+    not_completed = _NOT_COMPLETED.get(prediction.status)
+    if not_completed is None or replayed:
+        return JSONResponse(prediction_out(prediction).model_dump(mode="json"))
+    http_status, code, sentence = not_completed
+    if prediction.status == PredictionStatus.failed:
+        sentence = f"{sentence}: {prediction.error}"
+    return JSONResponse(
+        {"error": sentence, "code": code, "prediction_id": str(prediction.id)}, http_status
+    )
 
 
 @router.post(
@@ -85,7 +103,9 @@ def finished(prediction: Prediction, replayed: bool) -> JSONResponse:
     summary="Run a prediction (synchronous by default; Async-Mode: true answers 202 at once)",
     response_model=PredictionOut,
     description="Synchronous by default: the answer is the finished prediction (200), or 502 "
-    "`prediction_failed` if the model failed. With `Async-Mode: true` or `Prefer: respond-async` "
+    "`prediction_failed` if the model failed (or ran past `timeout_seconds`), 409 "
+    "`prediction_cancelled` if it was cancelled meanwhile, 504 `prediction_expired` if no worker "
+    "started it within `ttl_seconds`. With `Async-Mode: true` or `Prefer: respond-async` "
     "the answer is 202 at once, and `GET /api/v1/predictions/{prediction_id}` (the `Location`) "
     "gives the result when it is done. A synchronous prediction still unfinished after "
     "`SYNC_PREDICT_TIMEOUT` seconds (300) is answered 202 as well. 503 `model_unavailable`: the "
@@ -112,6 +132,8 @@ def finished(prediction: Prediction, replayed: bool) -> JSONResponse:
             "callback_url_refused",
             "rate_limited",
             "prediction_failed",
+            "prediction_cancelled",
+            "prediction_expired",
             "model_unavailable",
             "no_worker",
         ),
@@ -181,6 +203,29 @@ async def predict(
 )
 async def get_prediction(access: PredictionForReading) -> PredictionOut:
     return prediction_out(prediction_service.done(access))
+
+
+@router.post(
+    "/predictions/{prediction_id}/cancel",
+    summary="Cancel a queued or running prediction (409 once finished)",
+    description="A queued prediction is cancelled at once and never runs; a running one is "
+    "cancelled at once too, and its worker stops the model as soon as it hears of it (a result "
+    "that comes anyway is discarded). The answer is the prediction, `status: cancelled`, without "
+    "output. One that has finished (completed, failed, cancelled or expired) is 409 "
+    "`prediction_finished`. Developers cancel their own predictions, admins anyone's.",
+    responses=error_responses(
+        "not_authenticated",
+        "forbidden",
+        "prediction_not_found",
+        "prediction_finished",
+        "rate_limited",
+    ),
+)
+async def cancel_prediction(
+    access: PredictionForCancel, db: DbSession, request: Request
+) -> PredictionOut:
+    cancelled = await prediction_service.cancel(db, access, request.app.state.notifier)
+    return prediction_out(cancelled)
 
 
 @router.get(
