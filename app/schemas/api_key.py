@@ -2,10 +2,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.models.organization import Role
-from app.schemas.common import Name, RequestBody
+from app.schemas.common import Name, RequestBody, Timestamp
 
 _KEY_EXAMPLE: dict[str, Any] = {
     "id": "9a0c6b1e-4d2f-4c7a-8e5b-1f2a3b4c5d6e",
@@ -27,7 +27,7 @@ class ApiKeyIn(RequestBody):
         Literal["viewer", "developer"],
         Field(description="What the key may do in the organization: viewer or developer."),
     ]
-    expires_at: AwareDatetime | None = Field(
+    expires_at: Timestamp | None = Field(
         default=None,
         description="When it stops working (ISO 8601 with a time zone); never, if absent.",
     )

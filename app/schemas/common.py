@@ -2,13 +2,16 @@
 
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from http import HTTPStatus
 from types import MappingProxyType
 from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -59,6 +62,21 @@ def _no_nul(value: str) -> str:
 
 # Free text that is stored or queried: everything but NUL, which PostgreSQL text cannot hold.
 Text = Annotated[str, AfterValidator(_no_nul)]
+
+
+def _iso_8601(value: Any) -> datetime:
+    """Only an ISO 8601 string: pydantic's own parsing also takes numbers (and numeric strings)
+    as Unix times, which the published `date-time` format does not allow."""
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date and time with a time zone")
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be an ISO 8601 date and time with a time zone") from None
+
+
+# A moment as the API takes it: ISO 8601 with a time zone (`2027-03-04T00:00:00Z`).
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_8601)]
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

@@ -96,22 +96,27 @@ def require(access: Scoped[T], action: Action) -> Scoped[T]:
 def require_may_end(access: Scoped[Deployment]) -> Scoped[Deployment]:
     """A member may end (complete or cancel) a deployment if their role allows ending anyone's,
     or allows ending their own and they created it."""
-    if allows(access.role, Action.end_any_deployment):
-        return access
-    require(access, Action.end_own_deployment)
-    if access.row.created_by != access.user_id:
-        raise Forbidden(message="Developers may only act on their own deployments.")
-    return access
+    own = "Developers may only act on their own deployments."
+    any_, mine = Action.end_any_deployment, Action.end_own_deployment
+    return _require_own_or_any(access, access.row.created_by, any_, mine, own)
 
 
 def require_may_cancel(access: Scoped[Prediction]) -> Scoped[Prediction]:
     """A member may cancel a prediction if their role allows cancelling anyone's, or allows
     cancelling their own and they made it."""
-    if allows(access.role, Action.cancel_any_prediction):
+    own = "Developers may only cancel their own predictions."
+    any_, mine = Action.cancel_any_prediction, Action.cancel_own_prediction
+    return _require_own_or_any(access, access.row.created_by, any_, mine, own)
+
+
+def _require_own_or_any(
+    access: Scoped[T], created_by: uuid.UUID, any_: Action, own: Action, only_own: str
+) -> Scoped[T]:
+    if allows(access.role, any_):
         return access
-    require(access, Action.cancel_own_prediction)
-    if access.row.created_by != access.user_id:
-        raise Forbidden(message="Developers may only cancel their own predictions.")
+    require(access, own)
+    if created_by != access.user_id:
+        raise Forbidden(message=only_own)
     return access
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
@@ -403,17 +404,24 @@ async def test_outsiders_get_404_never_403_on_every_org_scoped_route(
 @pytest.mark.parametrize(("method", "path"), SCOPED)
 async def test_role_table(app: FastAPI, world: World, role: str, method: str, path: str) -> None:
     """Each org-scoped route against the minimum role of the action it declares."""
-    [action] = declared_actions(app.routes)[(method, path)]
-    minimum = ROLE_TABLE[action]
     scene = await build_scene(world, app)
-    if (method, path) in NEEDS_IDLE:
+    await check_role(app, scene, scene.by_role(role).client, role, (method, path))
+
+
+async def check_role(
+    app: FastAPI, scene: Scene, caller: httpx.AsyncClient, role: str, route: Route
+) -> None:
+    """`caller`, of `role`, on `route` of `scene`: 2xx if the role allows the route's action,
+    else 403."""
+    [action] = declared_actions(app.routes)[route]
+    if route in NEEDS_IDLE:
         await scene.admin.client.post(f"/api/v1/deployments/{scene.deployment_id}/cancel")
-    if (method, path) in NEEDS_QUEUED:
+    if route in NEEDS_QUEUED:
         await requeue(app, scene.prediction_id)
-    body = BODIES.get((method, path), lambda: None)()
-    actor = scene.by_role(role)
-    response = await actor.client.request(method, scene.fill(path), json=body, headers=HEADERS)
-    if RANK[Role(role)] >= RANK[minimum]:
+    body = BODIES.get(route, lambda: None)()
+    method, path = route
+    response = await caller.request(method, scene.fill(path), json=body, headers=HEADERS)
+    if RANK[Role(role)] >= RANK[ROLE_TABLE[action]]:
         assert 200 <= response.status_code < 300, (action, response.text)
     else:
         assert_error(response, 403, "forbidden")
@@ -494,17 +502,8 @@ async def test_role_table_for_keys(
     app: FastAPI, world: World, role: str, method: str, path: str
 ) -> None:
     """An API key is a caller of its role in its organization: the same table, row by row."""
-    [action] = declared_actions(app.routes)[(method, path)]
-    minimum = ROLE_TABLE[action]
     scene, key = await build_key_scene(world, app, role)
-    if (method, path) in NEEDS_IDLE:
-        await scene.admin.client.post(f"/api/v1/deployments/{scene.deployment_id}/cancel")
-    body = BODIES.get((method, path), lambda: None)()
-    response = await key.client.request(method, scene.fill(path), json=body, headers=HEADERS)
-    if RANK[Role(role)] >= RANK[minimum]:
-        assert 200 <= response.status_code < 300, (action, response.text)
-    else:
-        assert_error(response, 403, "forbidden")
+    await check_role(app, scene, key.client, role, (method, path))
 
 
 async def test_keys_on_the_unscoped_routes(app: FastAPI, world: World) -> None:

@@ -52,6 +52,7 @@ async def test_the_secret_is_shown_once_and_stored_only_as_a_hash(
         ({"name": "k", "role": "owner"}, "role"),
         ({"name": "k", "role": "viewer", "expires_at": "2020-01-01T00:00:00Z"}, "expires_at"),
         ({"name": "k", "role": "viewer", "expires_at": "2099-01-01T00:00:00"}, "expires_at"),
+        ({"name": "k", "role": "viewer", "expires_at": 4102444800}, "expires_at"),
         ({"role": "viewer"}, "name"),
     ],
 )

@@ -2,12 +2,11 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from pydantic import AwareDatetime
 
 from app.api.deps import DbSession, OrgForAudit, PageParams
 from app.models.audit import AuditEntry
 from app.schemas.audit import AuditEntryOut
-from app.schemas.common import error_responses
+from app.schemas.common import Timestamp, error_responses
 from app.services import audit as audit_service
 from app.services.audit import AuditFilter
 
@@ -42,12 +41,8 @@ async def list_audit(
     actor_id: Annotated[
         uuid.UUID | None, Query(description="Only this actor: a user's or an API key's id.")
     ] = None,
-    since: Annotated[
-        AwareDatetime | None, Query(description="From this time on (inclusive).")
-    ] = None,
-    until: Annotated[
-        AwareDatetime | None, Query(description="Before this time (exclusive).")
-    ] = None,
+    since: Annotated[Timestamp | None, Query(description="From this time on (inclusive).")] = None,
+    until: Annotated[Timestamp | None, Query(description="Before this time (exclusive).")] = None,
 ) -> list[AuditEntryOut]:
     where = AuditFilter(action=action, actor_id=actor_id, since=since, until=until)
     entries, total = await audit_service.list_for_org(db, access.row.id, where, page)
