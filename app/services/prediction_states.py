@@ -9,8 +9,9 @@ row is claimed by one worker at a time and finished at most once, whatever crash
     queued   -> running     claim: a worker takes it, under a lease it renews while the model runs
                             (never one whose ttl has passed)
     running  -> completed   finish: the worker that holds it records the output
-    running  -> failed      finish (the model failed), or recover: its lease lapsed a second time
-    running  -> queued      recover: its lease lapsed once; or release: its worker shut down
+    running  -> failed      finish (the model failed), or recover (upkeep): its lease lapsed twice
+    running  -> queued      recover (upkeep): its lease lapsed once; or release: its worker shut
+                            down
     queued   -> failed      end_for_deployments: the deployment completed, was cancelled or failed
     running  -> failed      end_for_deployments, likewise (a worker still running it then finds
                             the row gone from `running` and cannot complete it)
@@ -21,7 +22,9 @@ row is claimed by one worker at a time and finished at most once, whatever crash
     running  -> failed      time_out_overdue: it ran longer than its timeout_seconds
 
 completed, failed, cancelled and expired are final. Used by the API's services and by the workers
-alike. The callback's columns (`webhook_*`) have a machine of their own,
+alike. The workers' upkeep (renewing leases, recovering a lost worker's rows, releasing their own
+at shutdown, pruning old rows) is in `app.services.prediction_upkeep`, under the same rules. The
+callback's columns (`webhook_*`) have a machine of their own,
 `app.services.webhooks.deliveries`, which writes nothing else.
 """
 
@@ -32,22 +35,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from app.db.base import utcnow
 from app.db.notifier import notifies, notify_done
 from app.models.deployment import Deployment, DeploymentStatus
-from app.models.prediction import FINAL_STATUSES, Prediction, PredictionStatus, WebhookState
+from app.models.prediction import Prediction, PredictionStatus, WebhookState
 from app.services import prediction_sql
 from app.services.prediction_sql import ENQUEUE, ENQUEUE_NOTIFIED, ENQUEUED_COLUMNS, FINISH_BATCH
 
 QUEUED, RUNNING = PredictionStatus.queued, PredictionStatus.running
 COMPLETED, FAILED = PredictionStatus.completed, PredictionStatus.failed
 CANCELLED, EXPIRED = PredictionStatus.cancelled, PredictionStatus.expired
-MAX_ATTEMPTS = 2  # the first claim, and one retry after a worker died holding the row
-LOST_WORKER = "the worker running this prediction stopped twice; not retried again"
 DEPLOYMENT_ENDED = "deployment ended"
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -272,35 +273,6 @@ async def _finish_one(
     return result.scalar_one_or_none()
 
 
-async def renew_leases(sessions: Sessions, worker_id: str, lease: float) -> set[uuid.UUID]:
-    """Renew the leases of the rows this worker runs, and say which rows it still runs. Rows
-    locked right now are skipped, not waited for: waiting could deadlock with this worker's own
-    `finish`, and a row being finished needs no longer lease. They are still in the answer (as
-    last committed), so that only a row that has left `running` under this worker (cancelled,
-    timed out, failed with its deployment, taken over after a lapsed lease) is missing from it."""
-    held = (
-        select(Prediction.id)
-        .where(Prediction.worker_id == worker_id, Prediction.status == RUNNING)
-        .with_for_update(skip_locked=True)
-    )
-    async with sessions() as db:
-        await db.execute(
-            update(Prediction)
-            .where(Prediction.id.in_(held.scalar_subquery()))
-            .values(lease_expires_at=utcnow() + timedelta(seconds=lease))
-            .execution_options(synchronize_session=False)
-        )
-        still_running = set(
-            await db.scalars(
-                select(Prediction.id).where(
-                    Prediction.worker_id == worker_id, Prediction.status == RUNNING
-                )
-            )
-        )
-        await db.commit()
-    return still_running
-
-
 async def cancel(db: AsyncSession, prediction_id: uuid.UUID) -> Prediction | None:
     """A queued or running prediction becomes `cancelled` now, announced when the caller's
     transaction commits (the waiters, and the worker running it, which then stops the model).
@@ -352,70 +324,3 @@ async def _end_overdue(
         await db.run_sync(notify_done, [e.id for e in ended])
         await db.commit()
     return ended
-
-
-async def recover_expired(sessions: Sessions) -> int:
-    """Rows whose worker stopped renewing go back to the queue once, then fail with a reason."""
-    now = utcnow()
-    spent = Prediction.attempts >= MAX_ATTEMPTS
-    async with sessions() as db:
-        rows = (
-            await db.execute(
-                update(Prediction)
-                .where(Prediction.status == RUNNING, Prediction.lease_expires_at < now)
-                .values(
-                    status=case((spent, FAILED), else_=QUEUED),
-                    error=case((spent, LOST_WORKER), else_=None),
-                    completed_at=case((spent, now), else_=None),
-                    worker_id=None,
-                    lease_expires_at=None,
-                )
-                .returning(Prediction.id, Prediction.status)
-                .execution_options(synchronize_session=False)
-            )
-        ).all()
-        await db.run_sync(notify_done, [row[0] for row in rows if row[1] == FAILED])
-        await db.commit()
-    return len(rows)
-
-
-async def release_own(sessions: Sessions, worker_id: str) -> None:
-    """On a clean shutdown, hand unfinished rows back without spending their retry."""
-    async with sessions() as db:
-        await db.execute(
-            update(Prediction)
-            .where(Prediction.worker_id == worker_id, Prediction.status == RUNNING)
-            .values(
-                status=QUEUED,
-                attempts=Prediction.attempts - 1,
-                worker_id=None,
-                lease_expires_at=None,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        await db.commit()
-
-
-PRUNE_BATCH = 1000
-
-
-async def prune_finished(sessions: Sessions, before: datetime, batch: int = PRUNE_BATCH) -> int:
-    """Delete up to `batch` predictions that finished (in any final state) before `before`, the
-    oldest first, and say how many: one short transaction, so that intake and claims wait for a
-    batch at most. Rows another worker is deleting at the same moment are skipped, not waited for.
-    Queued and running predictions are never touched, however old."""
-    oldest_finished = (
-        select(Prediction.id)
-        .where(Prediction.status.in_(FINAL_STATUSES), Prediction.completed_at < before)
-        .order_by(Prediction.completed_at)
-        .limit(batch)
-        .with_for_update(skip_locked=True)
-    )
-    async with sessions() as db:
-        deleted = await db.execute(
-            delete(Prediction)
-            .where(Prediction.id.in_(oldest_finished.scalar_subquery()))
-            .execution_options(synchronize_session=False)
-        )
-        await db.commit()
-    return int(getattr(deleted, "rowcount", 0) or 0)

@@ -21,7 +21,13 @@ from app.db.base import utcnow
 from app.db.notifier import Notifier
 from app.db.outage import log_failure
 from app.runtimes.base import RuntimeFailure
-from app.services import prediction_deadlines, prediction_sql, prediction_states, runtime_sweeper
+from app.services import (
+    prediction_deadlines,
+    prediction_sql,
+    prediction_states,
+    prediction_upkeep,
+    runtime_sweeper,
+)
 from app.services.prediction_states import Claimed, Sessions
 from app.services.worker_heartbeats import HEARTBEAT_SECONDS
 from app.workers.runtime_pool import RuntimePool
@@ -107,7 +113,7 @@ class Worker:
         with contextlib.suppress(SQLAlchemyError, OSError):
             while not self._outcomes.empty():
                 await prediction_states.finish(self.sessions, self.id, self._drain())
-            await prediction_states.release_own(self.sessions, self.id)
+            await prediction_upkeep.release_own(self.sessions, self.id)
             await self.visibility.forget()
         await self.pool.close()
 
@@ -215,7 +221,7 @@ class Worker:
         NOTIFY says so (SQLite, a notification lost), that is how it learns to stop them. Only
         those it ran before asking: one adopted meanwhile may not be committed in what was read."""
         before = dict(self._in_flight)
-        held = await prediction_states.renew_leases(
+        held = await prediction_upkeep.renew_leases(
             self.sessions, self.id, self.settings.prediction_lease_seconds
         )
         self.abandon(
@@ -227,16 +233,16 @@ class Worker:
         )
 
     async def _recover(self) -> None:
-        if await prediction_states.recover_expired(self.sessions):
+        if await prediction_upkeep.recover_expired(self.sessions):
             self.notifier.wake()
 
-    async def prune(self, batch: int = prediction_states.PRUNE_BATCH) -> int:
+    async def prune(self, batch: int = prediction_upkeep.PRUNE_BATCH) -> int:
         """Delete the finished predictions older than PREDICTION_RETENTION_DAYS, `batch` at a
         time, until none is left; how many."""
         before = utcnow() - timedelta(days=self.settings.prediction_retention_days)
         pruned = 0
         while True:
-            deleted = await prediction_states.prune_finished(self.sessions, before, batch)
+            deleted = await prediction_upkeep.prune_finished(self.sessions, before, batch)
             pruned += deleted
             if deleted < batch:
                 return pruned

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.db.base import utcnow
 from app.models.prediction import Prediction, PredictionStatus
-from app.services import prediction_states
+from app.services import prediction_upkeep
 from app.workers.worker import Worker
 from tests.support.api import World
 from tests.support.predictions import prediction_row
@@ -72,14 +72,14 @@ async def test_only_finished_predictions_past_the_window_go_in_batches_while_int
         await db.commit()
 
     batches: list[int] = []
-    real_prune = prediction_states.prune_finished
+    real_prune = prediction_upkeep.prune_finished
 
     async def counted(*args: Any) -> int:
         deleted = await real_prune(*args)
         batches.append(deleted)
         return deleted
 
-    monkeypatch.setattr(prediction_states, "prune_finished", counted)
+    monkeypatch.setattr(prediction_upkeep, "prune_finished", counted)
     worker = Worker(
         app.state.settings.model_copy(update={"prediction_retention_days": 30}),
         app.state.sessionmaker,
