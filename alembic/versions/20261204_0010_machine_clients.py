@@ -120,7 +120,7 @@ def upgrade() -> None:
         sa.Column("target_id", sa.Uuid(), nullable=True),
         sa.Column("before", sa.JSON(), nullable=True),
         sa.Column("after", sa.JSON(), nullable=True),
-        sa.Column("request_id", sa.String(length=64), nullable=True),
+        sa.Column("request_id", sa.String(length=128), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
     )
     op.create_index("ix_audit_log_listing", "audit_log", ["organization_id", "at", "id"])

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.errors import Forbidden, NotAuthenticated
-from app.core.security import CookieSigner
+from app.core.security import API_KEY_PREFIX, CookieSigner
 from app.db.session import session_scope
 from app.models.api_key import ApiKey
 from app.models.cluster import Cluster
@@ -67,12 +67,15 @@ SessionToken = Annotated[str | None, Depends(session_token)]
 
 
 def _bearer_key(request: Request) -> str | None:
-    """The API key of `Authorization: Bearer <key>`, if the request carries one."""
+    """The API key of `Authorization: Bearer mlops_...`, if the request carries one. A bearer
+    token of another kind (a proxy's or a gateway's in front of the service) is not ours: the
+    session cookie still counts then."""
     header = request.headers.get("authorization")
     if header is None:
         return None
     scheme, _, credentials = header.partition(" ")
-    return credentials.strip() or None if scheme.lower() == "bearer" else None
+    key = credentials.strip()
+    return key if scheme.lower() == "bearer" and key.startswith(API_KEY_PREFIX) else None
 
 
 async def optional_user(request: Request) -> Principal | None:

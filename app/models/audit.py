@@ -24,6 +24,6 @@ class AuditEntry(UUIDPrimaryKey, Base):
     target_id: Mapped[uuid.UUID | None]
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    request_id: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(128))  # X-Request-ID: 1-128
 
     __table_args__ = (Index("ix_audit_log_listing", "organization_id", "at", "id"),)

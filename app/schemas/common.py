@@ -2,7 +2,7 @@
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from http import HTTPStatus
 from types import MappingProxyType
 from typing import Annotated, Any
@@ -70,9 +70,12 @@ def _iso_8601(value: Any) -> datetime:
     if not isinstance(value, str):
         raise ValueError("must be an ISO 8601 date and time with a time zone")
     try:
-        return datetime.fromisoformat(value)
-    except ValueError:
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is not None:
+            moment.astimezone(UTC)  # stored in UTC: a moment past its range cannot be
+    except (ValueError, OverflowError):
         raise ValueError("must be an ISO 8601 date and time with a time zone") from None
+    return moment
 
 
 # A moment as the API takes it: ISO 8601 with a time zone (`2027-03-04T00:00:00Z`).

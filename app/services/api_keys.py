@@ -85,8 +85,14 @@ async def list_for_org(
 async def revoke(db: AsyncSession, access: Scoped[ApiKey]) -> None:
     """Revoked for good; revoking a revoked key again changes nothing."""
     key = access.row
-    if key.revoked_at is None:
-        key.revoked_at = utcnow()
+    revoked = await db.scalar(  # guarded: of two revocations at once, one writes (and audits)
+        update(ApiKey)
+        .where(ApiKey.id == key.id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+        .returning(ApiKey.id)
+        .execution_options(synchronize_session=False)
+    )
+    if revoked is not None:
         audit.record(
             db,
             key.organization_id,
@@ -94,7 +100,7 @@ async def revoke(db: AsyncSession, access: Scoped[ApiKey]) -> None:
             ("api_key", key.id),
             before={"name": key.name, "role": key.role.value, "prefix": key.prefix},
         )
-        await db.commit()
+    await db.commit()
 
 
 # One round trip: the key, if live, with its service account and its organization.

@@ -1,6 +1,7 @@
 """The SQL of the prediction queue beside its transitions: the statements that
 `app.services.prediction_states` runs (built once), and the reads of the queue (what the worker
-and the metrics ask). Every write of a prediction row still goes through `prediction_states`."""
+and the metrics ask). Every write of a prediction row goes through `prediction_states`,
+`prediction_upkeep` or (its callback's columns only) `webhooks.deliveries`."""
 
 import uuid
 from collections.abc import Callable, Mapping

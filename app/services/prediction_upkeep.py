@@ -6,15 +6,16 @@ machine this completes."""
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import case, delete, or_, select, update
 
 from app.db.base import utcnow
 from app.db.notifier import notify_done
-from app.models.prediction import FINAL_STATUSES, Prediction
+from app.models.prediction import FINAL_STATUSES, Prediction, WebhookState
 from app.services.prediction_states import FAILED, QUEUED, RUNNING, Sessions
 
 MAX_ATTEMPTS = 2  # the first claim, and one retry after a worker died holding the row
 LOST_WORKER = "the worker running this prediction stopped twice; not retried again"
+PENDING = WebhookState.pending
 
 
 async def renew_leases(sessions: Sessions, worker_id: str, lease: float) -> set[uuid.UUID]:
@@ -61,6 +62,9 @@ async def recover_expired(sessions: Sessions) -> int:
                     completed_at=case((spent, now), else_=None),
                     worker_id=None,
                     lease_expires_at=None,
+                    # It started: its ttl ("not started by then") was met, and must not expire
+                    # it now that it waits again.
+                    expires_at=None,
                 )
                 .returning(Prediction.id, Prediction.status)
                 .execution_options(synchronize_session=False)
@@ -82,6 +86,7 @@ async def release_own(sessions: Sessions, worker_id: str) -> None:
                 attempts=Prediction.attempts - 1,
                 worker_id=None,
                 lease_expires_at=None,
+                expires_at=None,  # it started, so its ttl was met (as in recover_expired)
             )
             .execution_options(synchronize_session=False)
         )
@@ -98,7 +103,12 @@ async def prune_finished(sessions: Sessions, before: datetime, batch: int = PRUN
     Queued and running predictions are never touched, however old."""
     oldest_finished = (
         select(Prediction.id)
-        .where(Prediction.status.in_(FINAL_STATUSES), Prediction.completed_at < before)
+        .where(
+            Prediction.status.in_(FINAL_STATUSES),
+            Prediction.completed_at < before,
+            # A callback still being retried keeps its row until it is delivered or given up.
+            or_(Prediction.webhook_state.is_(None), Prediction.webhook_state != PENDING),
+        )
         .order_by(Prediction.completed_at)
         .limit(batch)
         .with_for_update(skip_locked=True)

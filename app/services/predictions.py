@@ -18,7 +18,7 @@ from app.db.base import utcnow
 from app.db.notifier import Notifier
 from app.models.deployment import Deployment, DeploymentStatus
 from app.models.prediction import Prediction, PredictionStatus
-from app.services import prediction_states
+from app.services import audit, prediction_states
 from app.services.pagination import Page, paginate
 from app.services.tenancy import Scoped
 from app.services.webhooks.urls import checked_callback
@@ -211,6 +211,13 @@ async def cancel(db: AsyncSession, access: Scoped[Prediction], notifier: Notifie
         if status is None:  # deleted meanwhile by the retention job
             raise not_found("prediction")
         raise Conflict("prediction_finished", f"The prediction is already {status}.")
+    audit.record(
+        db,
+        cancelled.organization_id,
+        "prediction.cancelled",
+        ("prediction", prediction_id),
+        after={"deployment_id": str(cancelled.deployment_id)},
+    )
     await db.commit()
     PREDICTIONS.labels(cancelled.model, "cancelled").inc()
     notifier.announce_done([prediction_id])

@@ -1,6 +1,7 @@
 """API keys: service accounts' credentials, scoped to one organization and one role, shown once,
 stored hashed, refused at once when revoked or expired (in every process)."""
 
+import asyncio
 import hashlib
 import uuid
 from datetime import timedelta
@@ -53,6 +54,8 @@ async def test_the_secret_is_shown_once_and_stored_only_as_a_hash(
         ({"name": "k", "role": "viewer", "expires_at": "2020-01-01T00:00:00Z"}, "expires_at"),
         ({"name": "k", "role": "viewer", "expires_at": "2099-01-01T00:00:00"}, "expires_at"),
         ({"name": "k", "role": "viewer", "expires_at": 4102444800}, "expires_at"),
+        # in the future, but past the last moment UTC can say
+        ({"name": "k", "role": "viewer", "expires_at": "9999-12-31T23:59:59-23:59"}, "expires_at"),
         ({"role": "viewer"}, "name"),
     ],
 )
@@ -143,6 +146,28 @@ async def test_a_bearer_key_is_the_caller_even_beside_a_valid_cookie(world: Worl
 
 
 @pytest.mark.both_backends
+async def test_a_bearer_token_that_is_not_a_key_leaves_the_cookie_in_charge(
+    world: World,
+) -> None:
+    """A proxy or gateway in front of the service may send a bearer token of its own."""
+    org = await world.org()
+    response = await org.admin.client.get(
+        "/api/v1/auth/me", headers={"Authorization": "Bearer eyJhbGciOiJSUzI1NiJ9.proxy"}
+    )
+    assert response.status_code == 200 and response.json()["id"] == org.admin.id
+
+
+async def test_two_revocations_at_once_write_one_audit_row(world: World) -> None:
+    org = await world.org()
+    key = await world.api_key(org)
+    answers = await asyncio.gather(
+        *(org.admin.client.delete(f"/api/v1/api-keys/{key.id}") for _ in range(4))
+    )
+    assert [a.status_code for a in answers] == [204] * 4
+    audit = f"/api/v1/organizations/{org.id}/audit?action=api_key.revoked"
+    assert len((await org.admin.client.get(audit)).json()) == 1
+
+
 async def test_revoked_and_expired_keys_are_refused_on_the_next_request(
     app: FastAPI, world: World
 ) -> None:

@@ -37,7 +37,8 @@ async def test_each_action_writes_one_row_with_its_actor_and_request_id(world: W
     assert (await admin.client.patch(f"{members}/{dev.id}", json={"role": "developer"})).is_success
     assert (await admin.client.post(f"/api/v1/organizations/{org.id}/invite-code")).is_success
     cluster = await world.cluster(org, cpu=4, name="gpu-pool")
-    request_id = uuid.uuid4().hex
+    request_id = ("rq-" + uuid.uuid4().hex) * 4  # 140 characters: the longest kept is 128
+    request_id = request_id[:128]
     renamed = await admin.client.patch(
         f"/api/v1/clusters/{cluster}",
         json={"name": "cpu-pool"},
@@ -120,7 +121,12 @@ async def test_filters_and_pages(world: World) -> None:
     until = await entries(org, f"?until={third.replace('+', '%2B')}")
     assert [r["id"] for r in until] == [r["id"] for r in everything[3:]]
     assert await entries(org, f"?actor_id={uuid.uuid4()}") == []
-    for bad in ("since=2026-01-01T00:00:00", "until=0.5", "until=1700000000"):
+    for bad in (
+        "since=2026-01-01T00:00:00",
+        "until=0.5",
+        "until=1700000000",
+        "since=0001-01-01T00:00:00%2B14:00",  # before the first moment UTC can say
+    ):
         # naive, or a number (not ISO 8601 as published, though pydantic would take it)
         assert_error(await org.admin.client.get(audit_url(org, f"?{bad}")), 422, "validation_error")
 
@@ -206,3 +212,20 @@ async def test_the_log_outlives_its_organization_and_no_route_changes_it(
             )
         )
     assert actions == ["organization.created", "organization.deleted"]
+
+
+async def test_a_cancelled_prediction_is_audited(world: World) -> None:
+    org = await world.org()
+    cluster = await world.cluster(org)
+    deployment = await world.deployment(org.admin, cluster)
+    accepted = await org.admin.client.post(
+        f"/api/v1/deployments/{deployment['id']}/predict",
+        json={"input": "x"},
+        headers={"Async-Mode": "true"},
+    )
+    prediction = accepted.json()["prediction_id"]  # queued: no worker runs in these tests
+    cancelled = await org.admin.client.post(f"/api/v1/predictions/{prediction}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    [row] = await entries(org, "?action=prediction.cancelled")
+    assert (row["target_type"], row["target_id"]) == ("prediction", prediction)
+    assert row["after"] == {"deployment_id": deployment["id"]}

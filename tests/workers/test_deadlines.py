@@ -19,9 +19,9 @@ from app.core.config import Settings
 from app.db.base import utcnow
 from app.db.notifier import DONE_CHANNEL
 from app.models.prediction import Prediction, PredictionStatus
-from app.services import prediction_deadlines, prediction_states
+from app.services import prediction_deadlines, prediction_states, prediction_upkeep
 from tests.support.api import World
-from tests.support.predictions import counted, prediction_row
+from tests.support.predictions import counted, prediction_row, stored
 from tests.support.workers import answering, eventually, mock_of, standalone_worker
 
 QUEUED, RUNNING = PredictionStatus.queued, PredictionStatus.running
@@ -197,3 +197,34 @@ async def test_two_workers_end_each_prediction_once_and_run_no_expired_one(
     # The models ran once for each prediction that was not expired, and never for the others.
     assert sum(runtime.calls for runtime in ran if runtime is not None) == 30
     assert counted_since() == expected  # and nothing counted twice, even as the workers stopped
+
+
+@pytest.mark.both_backends
+async def test_a_prediction_that_started_and_went_back_to_the_queue_never_expires(
+    app: FastAPI, world: World
+) -> None:
+    """The ttl asks that it start in time. One that did, and went back to the queue because its
+    worker stopped renewing (or shut down), waits for the next worker however late."""
+    user_id, deployment = await mock_deployment(world)
+    now = utcnow()
+    lapsed, released = (
+        prediction_row(
+            deployment,
+            user_id,
+            RUNNING,
+            worker_id=worker,
+            started_at=now - timedelta(seconds=60),
+            lease_expires_at=now + timedelta(seconds=lease),
+            expires_at=now - timedelta(seconds=30),
+        )
+        for worker, lease in (("gone", -1), ("leaving", 30))
+    )
+    async with app.state.sessionmaker() as db:
+        db.add_all([lapsed, released])
+        await db.commit()
+    assert await prediction_upkeep.recover_expired(app.state.sessionmaker) == 1
+    await prediction_upkeep.release_own(app.state.sessionmaker, "leaving")
+    await prediction_deadlines.sweep(app.state.sessionmaker, app.state.notifier)
+    for prediction in (lapsed, released):
+        row = await stored(app, prediction.id)
+        assert (row.status, row.expires_at) == (QUEUED, None)

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from app.db.base import utcnow
-from app.models.prediction import Prediction, PredictionStatus
+from app.models.prediction import Prediction, PredictionStatus, WebhookState
 from app.services import prediction_upkeep
 from app.workers.worker import Worker
 from tests.support.api import World
@@ -65,8 +65,14 @@ async def test_only_finished_predictions_past_the_window_go_in_batches_while_int
         *rows(deployment, user.id, PredictionStatus.queued, old, 10),
         *rows(deployment, user.id, PredictionStatus.running, old, 5),
     ]
+    # Finished long ago, but a callback is still being retried: kept until it is settled.
+    retrying = rows(deployment, user.id, PredictionStatus.completed, old, 3)
+    for row in retrying:
+        row.callback_url, row.webhook_state = "https://hooks.example.com/p", WebhookState.pending
+    seeded += retrying
     window = utcnow() - timedelta(days=30)
     kept = {r.id for r in seeded if r.completed_at is None or r.completed_at > window}
+    kept |= {r.id for r in retrying}
     async with app.state.sessionmaker() as db:
         db.add_all(seeded)
         await db.commit()

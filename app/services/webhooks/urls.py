@@ -120,7 +120,21 @@ def checked_callback(settings: Settings, url: str | None) -> str | None:
     return url
 
 
+# Not public either, whatever the interpreter's tables say: site-local IPv6 (deprecated, still
+# routed inside some networks), and 192.0.0.0/24 (IETF protocol assignments), which the standard
+# library counted as global before Python 3.11.10.
+_ALSO_NON_PUBLIC = (ipaddress.ip_network("fec0::/10"), ipaddress.ip_network("192.0.0.0/24"))
+
+
 def _non_public_kind(address: IPAddress) -> str | None:
+    if isinstance(address, ipaddress.IPv6Address):
+        # 6to4 and Teredo carry an IPv4 address inside: judged by it (2002:a9fe:a9fe:: is
+        # 169.254.169.254, the cloud metadata service, through a 6to4 relay).
+        inside = address.sixtofour or (address.teredo[1] if address.teredo else None)
+        if inside is not None and (kind := _non_public_kind(inside)) is not None:
+            return kind
+    if any(address in network for network in _ALSO_NON_PUBLIC):
+        return "reserved"
     for kind, applies in (
         ("loopback", address.is_loopback),
         ("unspecified", address.is_unspecified),
