@@ -8,8 +8,7 @@ are in each deployment's events.
 """
 
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,16 +38,6 @@ def act_as(actor: Actor | None) -> None:
     """Who the rest of this request acts as; set (or cleared) by every authenticated request
     before its endpoint runs, so a value never outlives its request."""
     _ACTOR.set(actor)
-
-
-@contextmanager
-def acting(actor: Actor) -> Iterator[None]:
-    """`actor` for the block: for callers outside a request (the command line, tests)."""
-    token = _ACTOR.set(actor)
-    try:
-        yield
-    finally:
-        _ACTOR.reset(token)
 
 
 def record(

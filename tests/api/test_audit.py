@@ -172,12 +172,14 @@ async def test_the_row_is_written_by_the_action_s_own_transaction(
                     raise ConnectionError("the connection dropped during COMMIT")
 
                 db.commit = commit_then_fail  # type: ignore[method-assign]
-            with audit.acting(actor):
-                try:
-                    await cluster_service.create(db, access, "c", Resources(1000, 0, 0), None)
-                except ConnectionError:
-                    assert fails
-                    await db.rollback()
+            audit.act_as(actor)  # as the authentication dependency does for a request
+            try:
+                await cluster_service.create(db, access, "c", Resources(1000, 0, 0), None)
+            except ConnectionError:
+                assert fails
+                await db.rollback()
+            finally:
+                audit.act_as(None)
         async with sessions() as db:
             count = await db.scalar(
                 select(func.count())
