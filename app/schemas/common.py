@@ -78,6 +78,12 @@ def _iso_8601(value: Any) -> datetime:
     return moment
 
 
+def is_unset(value: object) -> bool:
+    """`exclude_if` of the optional fields a body shows only when set: a caller who uses none of
+    them gets the body the contract always had."""
+    return value is None
+
+
 # A moment as the API takes it: ISO 8601 with a time zone (`2027-03-04T00:00:00Z`).
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_8601)]
 

@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from app.models.deployment import DeploymentStatus, PreemptionPolicy
 from app.scheduling.explain import PendingReason
-from app.schemas.common import Name, RequestBody, Text
+from app.schemas.common import Name, RequestBody, Text, is_unset
 from app.schemas.deployment_examples import PENDING_EXAMPLE, PREEMPTING_EXAMPLE, RUNNING_EXAMPLE
 from app.schemas.resources import ResourcesIn, ResourcesOut
 
@@ -181,10 +181,6 @@ class PendingOut(BaseModel):
     )
 
 
-def _unset(value: object) -> bool:
-    return value is None
-
-
 class DeploymentOut(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={"examples": [RUNNING_EXAMPLE, PENDING_EXAMPLE, PREEMPTING_EXAMPLE]}
@@ -255,7 +251,7 @@ class DeploymentOut(BaseModel):
     # Only on deployments created with one: a caller that uses none gets the body it always had.
     callback_url: str | None = Field(
         default=None,
-        exclude_if=_unset,
+        exclude_if=is_unset,
         description="Where its predictions' results are POSTed when they name no `callback_url` "
         "of their own (absent when it has none).",
     )

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.models.prediction import Prediction, PredictionStatus, WebhookState
-from app.schemas.common import RequestBody, Text
+from app.schemas.common import RequestBody, Text, is_unset
 
 
 class PredictIn(RequestBody):
@@ -47,10 +47,6 @@ class PredictIn(RequestBody):
             ]
         }
     )
-
-
-def _unset(value: object) -> bool:
-    return value is None
 
 
 class PredictionOut(BaseModel):
@@ -115,22 +111,22 @@ class PredictionOut(BaseModel):
     # that uses none of them gets the body it always had.
     expires_at: datetime | None = Field(
         default=None,
-        exclude_if=_unset,
+        exclude_if=is_unset,
         description="Its ttl: not started by then, it expires without running.",
     )
     timeout_seconds: int | None = Field(
         default=None,
-        exclude_if=_unset,
+        exclude_if=is_unset,
         description="Running longer than this, it fails with a timeout reason.",
     )
     callback_url: str | None = Field(
         default=None,
-        exclude_if=_unset,
+        exclude_if=is_unset,
         description="Where its result is POSTed, signed, once it is finished.",
     )
     webhook_state: WebhookState | None = Field(
         default=None,
-        exclude_if=_unset,
+        exclude_if=is_unset,
         description="With a callback_url: `pending` (not finished, or a retry is due), "
         "`delivered` or `failed`.",
     )
