@@ -20,8 +20,9 @@ def audit_entry_out(entry: AuditEntry) -> AuditEntryOut:
 @router.get(
     "/organizations/{org_id}/audit",
     summary="The organization's audit log, newest first",
-    description="For organization admins. Every state-changing action in the organization, "
-    "written in the same transaction as the change. Read-only: no route changes it.",
+    description="For organization admins. Every change to the organization's settings, members, "
+    "keys, clusters and deployments, and every cancelled prediction, written in the same "
+    "transaction as the change. Read-only: no route changes it.",
     responses=error_responses(
         "not_authenticated",
         "forbidden",
