@@ -13,6 +13,7 @@ from app.api.errors import install_error_handlers
 from app.api.openapi import install_docs, install_openapi
 from app.api.operations import router as operations_router
 from app.api.v1.router import api_router
+from app.console.pages import install_console
 from app.core.config import Settings
 from app.core.logging import configure_logging
 from app.core.middleware import EdgeMiddleware, is_sane_request_id
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app)
     app.include_router(operations_router)
     app.include_router(api_router)
+    install_console(app)
 
     # Added innermost first: the last one added wraps all the others.
     app.add_middleware(EdgeMiddleware)

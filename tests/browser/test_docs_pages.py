@@ -8,26 +8,14 @@ screenshot of /docs there (otherwise it goes to the test's temporary directory).
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, Request, Route, sync_playwright
+from playwright.sync_api import Browser, Page
 
+from tests.support.browser import Visit, offline_context
 from tests.support.processes import free_port, service_env, start_api, stop
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    # Below the interception: no name but the loopback resolves, so nothing could leave anyway.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
 SUMMARY = "Run a prediction"  # the summary of POST /api/v1/deployments/{deployment_id}/predict
 TIMEOUT_MS = 15_000
 
@@ -43,59 +31,16 @@ def base_url(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         stop(server)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "chromium is missing: `make test` installs Debian's package"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@dataclass
-class Visit:
-    """What a page asked for: refused requests (any host but 127.0.0.1), failed loads, errors."""
-
-    refused: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    loaded: list[str] = field(default_factory=list)
-
-
 def open_offline(browser: Browser, url: str) -> tuple[Page, Visit]:
     visit = Visit()
-    context = browser.new_context(viewport={"width": 1280, "height": 960})
-
-    def gate(route: Route) -> None:
-        if urlsplit(route.request.url).hostname == "127.0.0.1":
-            route.continue_()
-        else:
-            visit.refused.append(route.request.url)
-            route.abort()
-
-    def finished(request: Request) -> None:
-        response = request.response()
-        if response is not None and response.status >= 400:
-            visit.failed.append(f"{response.status} {request.url}")
-        else:
-            visit.loaded.append(request.url)
-
-    context.route("**/*", gate)
-    page = context.new_page()
-    page.on("requestfinished", finished)
-    page.on("requestfailed", lambda request: visit.failed.append(f"failed {request.url}"))
-    page.on("pageerror", lambda error: visit.errors.append(str(error)))
+    page = offline_context(browser, visit).new_page()
     page.goto(url, wait_until="load")
     return page, visit
 
 
 def assert_offline(visit: Visit) -> None:
-    assert visit.refused == [], f"the page needed other hosts: {visit.refused}"
+    visit.assert_offline()
     assert visit.failed == [], visit.failed
-    assert visit.errors == [], visit.errors
-    assert all(urlsplit(url).hostname == "127.0.0.1" for url in visit.loaded), visit.loaded
 
 
 def test_swagger_ui_renders_the_operations_offline(

@@ -1,0 +1,140 @@
+import { call } from "../api.js";
+import { capacityBars, timeline } from "../charts.js";
+import { params, poll, signedIn, start, useOrg } from "../shell.js";
+import { $, actionButton, badge, clearErrors, h, number, onSubmit, pageStatus, resources, show, time } from "../ui.js";
+import { describeEvent, outcomeOfDryRun } from "../words.js";
+
+const clusterId = params.clusterId;
+const names = new Map();
+
+function link(deployment) {
+  return h("a", { href: `/console/deployments/${deployment.id}` }, deployment.name);
+}
+
+function runningRow(d) {
+  return h(
+    "tr",
+    { "data-deployment": d.id },
+    h("td", {}, link(d)),
+    h("td", {}, String(d.priority)),
+    h("td", {}, resources(d.resources)),
+    h("td", {}, badge(d.status), d.evict_at ? h("span", { class: "hint" }, " leaves ", time(d.evict_at)) : null),
+    h("td", {}, time(d.started_at)),
+  );
+}
+
+function queueRow(d) {
+  return h(
+    "tr",
+    { "data-deployment": d.id },
+    h("td", {}, d.queue_position === null ? "—" : String(d.queue_position)),
+    h("td", {}, link(d)),
+    h("td", {}, String(d.priority)),
+    h("td", {}, d.pending?.message ?? d.status_reason ?? ""),
+    h("td", {}, d.estimated_start_at ? time(d.estimated_start_at) : "unknown"),
+  );
+}
+
+async function listed(status) {
+  return (await call("clusterDeployments", { cluster_id: clusterId }, { query: { status, limit: 200 } })).data;
+}
+
+async function refresh() {
+  const [cluster, running, preempting, pending, events] = await Promise.all([
+    call("cluster", { cluster_id: clusterId }).then((r) => r.data),
+    listed("running"),
+    listed("preempting"),
+    listed("pending"),
+    call("clusterEvents", { cluster_id: clusterId }, { query: { limit: 100 } }).then((r) => r.data),
+  ]);
+  for (const d of [...running, ...preempting, ...pending]) names.set(d.id, d.name);
+  for (const e of events) names.set(e.deployment_id, e.deployment_name);
+  $("#cluster-name").textContent = cluster.name;
+  $("#cluster-strategy").textContent = `strategy ${cluster.preemption_strategy}, grace ${cluster.preemption_grace_seconds} s`;
+  show("#capacity", capacityBars(cluster));
+  $("#counts").textContent = `${cluster.running_count} running · ${cluster.preempting_count} preempting · ${cluster.pending_count} pending`;
+  const active = [...running, ...preempting];
+  show($("#running tbody"), active.length ? active.map(runningRow) : h("tr", {}, h("td", { colspan: 5, class: "hint" }, "Nothing running.")));
+  pending.sort((a, b) => (a.queue_position ?? Infinity) - (b.queue_position ?? Infinity));
+  show($("#queue tbody"), pending.length ? pending.map(queueRow) : h("tr", {}, h("td", { colspan: 5, class: "hint" }, "The queue is empty.")));
+  const width = Math.max(320, $("#timeline").clientWidth || 800);
+  show("#timeline", events.length ? timeline(events, Date.now(), width) : h("p", { class: "hint" }, "No events yet."));
+  show("#events", events.slice(0, 30).map((e) => h("li", { "data-type": e.type }, time(e.at), " ", describeEvent(e, names))));
+  $("#updated").textContent = `Last updated ${new Date().toLocaleTimeString()}.`;
+  return cluster;
+}
+
+async function setUpDeploying(orgId) {
+  const [models, deployments] = await Promise.all([
+    call("models").then((r) => r.data),
+    call("orgDeployments", { org_id: orgId }, { query: { limit: 200 } }).then((r) => r.data),
+  ]);
+  show("#deploy-model", models.map((m) => h("option", { value: m.name }, `${m.name} (${m.task})${m.available ? "" : " · not available now"}`)));
+  show("#deploy-depends-on", deployments.filter((d) => !["failed", "cancelled"].includes(d.status)).map((d) => h("option", { value: d.id }, `${d.name} (${d.status})`)));
+  const form = $("#deploy");
+  const preview = $("#preview");
+  let previewed = null;
+  const hidePreview = () => {
+    preview.hidden = true;
+    previewed = null;
+  };
+  form.addEventListener("input", hidePreview);
+  onSubmit(form, async (body) => {
+    const { data } = await call("createDeployment", { cluster_id: clusterId }, { body, query: { dry_run: "true" } });
+    previewed = body;
+    $("#preview-outcome").textContent = outcomeOfDryRun(data);
+    show("#preview-evicts", data.evicts.map((v) => h("li", { "data-deployment": v.id }, `Evicts ${v.name} (priority ${v.priority})`)));
+    $("#preview-alert").textContent = "";
+    preview.dataset.wouldStart = String(data.would_start);
+    preview.hidden = false;
+    preview.focus();
+  });
+  $("#edit-deploy").addEventListener("click", () => {
+    hidePreview();
+    $("#deploy-name").focus();
+  });
+  $("#confirm-deploy").addEventListener("click", async () => {
+    if (!previewed) return;
+    try {
+      const created = (await call("createDeployment", { cluster_id: clusterId }, { body: previewed })).data;
+      hidePreview();
+      form.reset();
+      clearErrors(form);
+      pageStatus(`Created ${created.name}: ${created.status}${created.queue_position ? `, position ${created.queue_position}` : ""}.`);
+      await refresh();
+    } catch (error) {
+      if (error.status === undefined) throw error;
+      $("#preview-alert").textContent = error.message;
+    }
+  });
+}
+
+function setUpSettings(cluster, strategies) {
+  const form = $("#settings");
+  show("#settings-preemption-strategy", strategies.map((s) => h("option", { value: s.name, title: s.description }, s.name)));
+  form.elements.namedItem("name").value = cluster.name;
+  for (const key of ["cpu", "ram_gb", "gpu"]) form.elements.namedItem(`capacity.${key}`).value = number(cluster.capacity[key]);
+  form.elements.namedItem("preemption_strategy").value = cluster.preemption_strategy;
+  form.elements.namedItem("preemption_grace_seconds").value = cluster.preemption_grace_seconds;
+  onSubmit(form, async (body) => {
+    await call("updateCluster", { cluster_id: clusterId }, { body });
+    pageStatus("Cluster saved.");
+    await refresh();
+  });
+  $("#delete-cluster").replaceWith(
+    actionButton("Delete cluster", async () => {
+      await call("deleteCluster", { cluster_id: clusterId });
+      location.assign(`/console/orgs/${cluster.organization_id}`);
+    }, { kind: "danger", confirmText: `Delete the cluster ${cluster.name}?`, alertTarget: $("#delete-alert") }),
+  );
+}
+
+start(async () => {
+  const me = await signedIn();
+  const cluster = await refresh();
+  const role = useOrg(me, cluster.organization_id);
+  document.title = `${cluster.name} · MLOps console`;
+  poll(refresh);
+  if (role === "developer" || role === "admin") await setUpDeploying(cluster.organization_id);
+  if (role === "admin") setUpSettings(cluster, (await call("strategies")).data);
+});

@@ -1,0 +1,27 @@
+import { call } from "../api.js";
+import { lastOrg, signedIn, start, useOrg } from "../shell.js";
+import { $, h, onSubmit, show } from "../ui.js";
+
+start(async () => {
+  const me = await signedIn();
+  useOrg(me, null);
+  const remembered = me.organizations.find((org) => org.id === lastOrg());
+  if (remembered && !new URLSearchParams(location.search).has("all")) {
+    location.replace(`/console/orgs/${remembered.id}`);
+    return;
+  }
+  show(
+    "#orgs",
+    me.organizations.length
+      ? me.organizations.map((org) => h("li", { class: "tile" }, h("a", { href: `/console/orgs/${org.id}` }, org.name), h("span", { class: "hint" }, ` ${org.role}`)))
+      : h("li", { class: "hint" }, "You belong to no organization yet: create one, or join one with its invite code."),
+  );
+  onSubmit($("#create-org"), async (body) => {
+    const org = (await call("createOrg", {}, { body })).data;
+    location.assign(`/console/orgs/${org.id}`);
+  });
+  onSubmit($("#join-org"), async (body) => {
+    const org = (await call("joinOrg", {}, { body })).data;
+    location.assign(`/console/orgs/${org.id}`);
+  });
+});
