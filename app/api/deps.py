@@ -263,6 +263,7 @@ ClusterForReading = Annotated[Scoped[Cluster], Depends(cluster_access(Action.rea
 ClusterForDeploymentList = Annotated[
     Scoped[Cluster], Depends(cluster_access(Action.read_deployments))
 ]
+ClusterForEvents = Annotated[Scoped[Cluster], Depends(cluster_access(Action.read_events))]
 ClusterForNewDeployment = Annotated[
     Scoped[Cluster], Depends(cluster_access(Action.create_deployment))
 ]

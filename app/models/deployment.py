@@ -215,8 +215,13 @@ class DeploymentEvent(Base):
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
     deployment_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("deployments.id", ondelete="CASCADE"), index=True
+        ForeignKey("deployments.id", ondelete="CASCADE")
     )
     at: Mapped[datetime] = mapped_column(default=utcnow)
     type: Mapped[str] = mapped_column(String(16))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    # A deployment's events in their order (its events route reads a range of it without a sort);
+    # a cluster's events read one range per deployment of the cluster, and a `since` bound is an
+    # index condition there, so the heap is read only for the events at or after it.
+    __table_args__ = (Index("ix_deployment_events_listing", "deployment_id", "at", "id"),)

@@ -6,6 +6,7 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import (
     ClusterForDeploymentList,
+    ClusterForEvents,
     ClusterForNewDeployment,
     CurrentUser,
     DbSession,
@@ -19,7 +20,8 @@ from app.api.deps import (
 from app.api.exact_numbers import ExactNumbersRoute
 from app.models.deployment import DeploymentStatus
 from app.scheduling.explain import PendingExplanation
-from app.schemas.common import error_responses
+from app.schemas.cluster_event import ClusterEventOut
+from app.schemas.common import Timestamp, error_responses
 from app.schemas.deployment import (
     DeploymentIn,
     DeploymentOut,
@@ -30,7 +32,7 @@ from app.schemas.deployment import (
     VictimOut,
 )
 from app.schemas.resources import ResourcesOut
-from app.services import deployment_lifecycle, deployment_views
+from app.services import cluster_events, deployment_lifecycle, deployment_views
 from app.services import deployments as deployment_service
 from app.services.deployment_views import DeploymentView
 from app.services.deployments import NewDeployment, Rehearsal
@@ -227,6 +229,39 @@ async def list_events(
     events, total = await deployment_views.events(db, access, page)
     response.headers["X-Total-Count"] = str(total)
     return [EventOut(at=e.at, type=e.type, detail=e.detail) for e in events]
+
+
+@router.get(
+    "/clusters/{cluster_id}/events",
+    summary="A cluster's history: its deployments' events, newest first",
+    description="The events of every deployment of the cluster, as "
+    "`GET /api/v1/deployments/{deployment_id}/events` lists them, each with its deployment's "
+    "id and name; newest first (events recorded by one step share their `at`: the later "
+    "recorded first). `since` keeps those at or after a time, for a poller that wants only what "
+    "is new.",
+    responses=error_responses(
+        "not_authenticated", "cluster_not_found", "validation_error", "rate_limited"
+    ),
+)
+async def list_cluster_events(
+    access: ClusterForEvents,
+    db: DbSession,
+    page: PageParams,
+    response: Response,
+    since: Annotated[Timestamp | None, Query(description="From this time on (inclusive).")] = None,
+) -> list[ClusterEventOut]:
+    events, total = await cluster_events.list_for_cluster(db, access, since, page)
+    response.headers["X-Total-Count"] = str(total)
+    return [
+        ClusterEventOut(
+            at=e.event.at,
+            type=e.event.type,
+            detail=e.event.detail,
+            deployment_id=e.event.deployment_id,
+            deployment_name=e.deployment_name,
+        )
+        for e in events
+    ]
 
 
 @router.post(
