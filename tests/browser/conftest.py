@@ -11,8 +11,10 @@ from tests.support.live import deploy, join, person
 from tests.support.processes import free_port, service_env, start_api, stop
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
+@pytest.fixture(scope="module")
+def browser(postgres_url: str) -> Iterator[Browser]:
+    """Per module: Playwright's sync API holds an event loop in this thread while it runs, so the
+    test database (set up with asyncio.run) comes first, and async tests never run beside it."""
     with chromium() as launched:
         yield launched
 

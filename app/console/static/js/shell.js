@@ -64,10 +64,12 @@ export function lastOrg() {
 
 /** Runs the page's `main`, reporting a failure at the top of the page instead of leaving it blank. */
 export function start(main) {
-  main().catch((error) => {
-    if (error.status === 401) return;
-    pageStatus(error.status === 404 ? "Not found, or not yours to see." : error.message, "error");
-  });
+  main()
+    .catch((error) => {
+      if (error.status === 401) return;
+      pageStatus(error.status === 404 ? "Not found, or not yours to see." : error.message, "error");
+    })
+    .finally(() => (document.body.dataset.ready = "true"));
 }
 
 /**

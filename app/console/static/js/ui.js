@@ -131,8 +131,13 @@ function controlFor(form, field) {
   return null;
 }
 
-/** Runs `action` on submit with the form's button disabled; an ApiError is shown on the form. */
+/**
+ * Runs `action` on submit with the form's buttons disabled; an ApiError is shown on the form.
+ * The pages' submit buttons start disabled, so that nothing is sent by the browser's own form
+ * submission (a password in a URL) before this takes over; it enables them.
+ */
 export function onSubmit(form, action) {
+  for (const button of $$("button[type=submit]", form)) button.disabled = false;
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const buttons = $$("button", form);

@@ -5,9 +5,11 @@ import { $, h, onSubmit, show } from "../ui.js";
 start(async () => {
   const me = await signedIn();
   useOrg(me, null);
-  const remembered = me.organizations.find((org) => org.id === lastOrg());
-  if (remembered && !new URLSearchParams(location.search).has("all")) {
-    location.replace(`/console/orgs/${remembered.id}`);
+  // Straight to the organization last used here, or the only one; ?all stays on the list.
+  const orgs = me.organizations;
+  const landing = orgs.find((org) => org.id === lastOrg()) ?? (orgs.length === 1 ? orgs[0] : null);
+  if (landing && !new URLSearchParams(location.search).has("all")) {
+    location.replace(`/console/orgs/${landing.id}`);
     return;
   }
   show(
