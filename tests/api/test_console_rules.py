@@ -46,9 +46,7 @@ def filled(template: str) -> str:
     return re.sub(r"\{\w+\}", "3f2b8c1d-2222-4e6f-9a10-7b8c9d0e1f20", template)
 
 
-async def test_every_page_is_the_same_for_anyone(
-    client: httpx.AsyncClient, world: World
-) -> None:
+async def test_every_page_is_the_same_for_anyone(client: httpx.AsyncClient, world: World) -> None:
     viewer = await world.user()
     org = await world.org(viewer=viewer)
     for template in PAGES:
