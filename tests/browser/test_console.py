@@ -6,42 +6,13 @@ another; the bars, the queue and the timeline show it, and the dry-run preview s
 viewer sees no admin control, and the API refuses the admin action the page does not offer."""
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
+from playwright.sync_api import BrowserContext, Locator, Page, expect
 
-from tests.support.browser import DESKTOP, Visit, offline_context
-from tests.support.console import route_of
+from tests.support.browser import Visit
 
 TIMEOUT_MS = 15_000
-
-
-@pytest.fixture
-def visit() -> Visit:
-    return Visit()
-
-
-@pytest.fixture
-def context(browser: Browser, visit: Visit) -> Iterator[BrowserContext]:
-    context = offline_context(browser, visit, DESKTOP)
-    context.set_default_timeout(TIMEOUT_MS)
-    expect.set_options(timeout=TIMEOUT_MS)
-    try:
-        yield context
-    finally:
-        context.close()
-    visit.assert_offline()
-    assert_only_console_routes(visit)
-
-
-def assert_only_console_routes(visit: Visit) -> None:
-    """Every call the pages made to the service is one the console declares (and the access
-    tests cover, see test_console_rules.py): the browser sent nothing else."""
-    calls = {(method, path) for method, path in visit.requests if path.startswith("/api/")}
-    assert calls, "the pages called no API at all"
-    assert [call for call in calls if route_of(*call) is None] == []
 
 
 def fill_resources(form: Locator, cpu: str, ram: str, gpu: str = "0") -> None:

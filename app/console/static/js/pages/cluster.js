@@ -23,6 +23,13 @@ function runningRow(d) {
   );
 }
 
+/** The reason in a few words; the scheduler's whole sentence one click (or Enter) away. */
+function whyItWaits(d) {
+  const reason = (d.pending?.reason ?? d.status_reason ?? "").replaceAll("_", " ");
+  if (!d.pending?.message) return reason;
+  return h("details", {}, h("summary", {}, reason), h("p", { class: "hint" }, d.pending.message));
+}
+
 function queueRow(d) {
   return h(
     "tr",
@@ -30,7 +37,7 @@ function queueRow(d) {
     h("td", {}, d.queue_position === null ? "—" : String(d.queue_position)),
     h("td", {}, link(d)),
     h("td", {}, String(d.priority)),
-    h("td", {}, d.pending?.message ?? d.status_reason ?? ""),
+    h("td", {}, whyItWaits(d)),
     h("td", {}, d.estimated_start_at ? time(d.estimated_start_at) : "unknown"),
   );
 }
