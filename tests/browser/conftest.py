@@ -20,9 +20,11 @@ def browser(postgres_url: str) -> Iterator[Browser]:
         yield launched
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def console_url(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`mlops serve` with its in-process worker; the mock model answers in well under a second."""
+    """`mlops serve` with its in-process worker; the mock model answers in well under a second.
+    Per module: its worker and sweepers act on the test database, so it must be gone before the
+    tests of other directories run."""
     port = free_port()
     log = tmp_path_factory.mktemp("console-api") / "api.log"
     env = service_env(postgres_url, MOCK_DELAY_MIN="0.2", MOCK_DELAY_MAX="0.4")

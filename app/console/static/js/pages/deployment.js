@@ -108,9 +108,10 @@ start(async () => {
   const d = await refresh();
   const role = useOrg(me, d.organization_id);
   document.title = `${d.name} · MLOps console`;
-  const cluster = $("#cluster-link");
-  cluster.href = `/console/clusters/${d.cluster_id}`;
-  cluster.textContent = "Back to its cluster";
+  const cluster = (await call("cluster", { cluster_id: d.cluster_id })).data;
+  const back = $("#cluster-link");
+  back.href = `/console/clusters/${cluster.id}`;
+  back.textContent = `Cluster ${cluster.name}`;
   endActions(me, role);
   poll(async () => {
     await refresh();
