@@ -18,7 +18,7 @@ from app.core.config import Settings
 from app.core.logging import configure_logging
 from app.core.middleware import EdgeMiddleware, is_sane_request_id
 from app.core.rate_limit import RateLimits
-from app.core.security import CookieSigner
+from app.core.security import CookieSigner, use_password_cost
 from app.db.session import create_engine, create_sessionmaker, single_statement_engine
 from app.workers import lifecycle as background
 
@@ -34,6 +34,7 @@ Errors always have the shape `{"error": "...", "code": "..."}`.
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     settings.warn_if_insecure()
+    use_password_cost(settings.password_hash_memory_kib, settings.password_hash_time_cost)
     engine = create_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,

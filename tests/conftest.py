@@ -22,6 +22,9 @@ from tests.support.databases import (
 )
 
 TEST_SECRET = "test-secret-key-not-for-production"
+# argon2id at its cheapest for the suite, which hashes thousands of passwords: at OWASP's cost they
+# took most of its time. tests/test_config.py holds the default and production to the baseline.
+TEST_PASSWORD_COST = {"PASSWORD_HASH_MEMORY_KIB": "64", "PASSWORD_HASH_TIME_COST": "1"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -67,6 +70,7 @@ def settings_factory(database_url: str) -> Callable[..., Settings]:
             "environment": "test",
             "rate_limit_enabled": False,
             "worker_in_process": False,
+            **{key.lower(): int(value) for key, value in TEST_PASSWORD_COST.items()},
             **overrides,
         }
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -8,6 +8,13 @@ from pydantic import ValidationError
 
 from app.core.config import DEV_SECRET_KEY, Settings
 from app.core.logging import configure_logging
+from app.core.security import (
+    OWASP_MEMORY_KIB,
+    OWASP_TIME_COST,
+    hash_password,
+    use_password_cost,
+    verify_password,
+)
 
 
 def settings(**values: object) -> Settings:
@@ -36,6 +43,35 @@ def test_production_with_a_real_secret_uses_secure_cookies() -> None:
         is False
     )
     assert settings().cookie_secure is False
+
+
+@pytest.mark.parametrize(
+    ("memory_kib", "time_cost"), [(OWASP_MEMORY_KIB - 1, OWASP_TIME_COST), (OWASP_MEMORY_KIB, 1)]
+)
+def test_production_refuses_password_hashing_below_owasps_baseline(
+    memory_kib: int, time_cost: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    weak = {"password_hash_memory_kib": memory_kib, "password_hash_time_cost": time_cost}
+    with pytest.raises(ValidationError, match="PASSWORD_HASH_MEMORY_KIB must be at least"):
+        settings(environment="production", secret_key=KEY, **weak)
+    with caplog.at_level(logging.WARNING):
+        settings(**weak).warn_if_insecure()
+    assert "weaker than OWASP" in caplog.text
+
+
+async def test_passwords_are_hashed_at_owasps_baseline_by_default() -> None:
+    defaults = settings()
+    assert (defaults.password_hash_memory_kib, defaults.password_hash_time_cost) == (19456, 2)
+    use_password_cost(defaults.password_hash_memory_kib, defaults.password_hash_time_cost)
+    try:
+        stored = await hash_password("correct-horse-42")
+        assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+        use_password_cost(64, 1)
+        assert (await hash_password("x")).startswith("$argon2id$v=19$m=64,t=1,p=1$")
+        # A hash carries its own cost: it verifies whatever the cost of new ones.
+        assert await verify_password("correct-horse-42", stored)
+    finally:
+        use_password_cost(64, 1)  # the suite's cost (tests/conftest.py), as every app sets it
 
 
 def test_dev_secret_warns_loudly(caplog: pytest.LogCaptureFixture) -> None:

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.core.security import OWASP_MEMORY_KIB, OWASP_TIME_COST
+
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 - the documented dev default
 DEFAULT_DATABASE_URL = "sqlite:///./data/mlops.db"
 # In production a key is refused unless it has this many bytes (UTF-8) of this many distinct
@@ -53,6 +55,10 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     secret_key: str = DEV_SECRET_KEY
+    # argon2id's cost for new password hashes; less than OWASP's baseline only outside production
+    # (the test suite, which hashes thousands of passwords).
+    password_hash_memory_kib: int = Field(default=OWASP_MEMORY_KIB, ge=8)
+    password_hash_time_cost: int = Field(default=OWASP_TIME_COST, ge=1)
 
     session_cookie_name: str = "session"
     session_max_age: int = Field(default=1800, gt=0)
@@ -137,6 +143,19 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _refuse_weak_password_hashing_in_production(self) -> "Settings":
+        weak = (
+            self.password_hash_memory_kib < OWASP_MEMORY_KIB
+            or self.password_hash_time_cost < OWASP_TIME_COST
+        )
+        if self.environment == "production" and weak:
+            raise ValueError(
+                f"PASSWORD_HASH_MEMORY_KIB must be at least {OWASP_MEMORY_KIB} and "
+                f"PASSWORD_HASH_TIME_COST at least {OWASP_TIME_COST} when ENVIRONMENT=production"
+            )
+        return self
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -157,4 +176,12 @@ class Settings(BaseSettings):
             logger.warning(
                 "SECRET_KEY is the built-in development value: sessions can be forged. "
                 "Set SECRET_KEY before exposing this service."
+            )
+        if self.environment != "test" and (
+            self.password_hash_memory_kib < OWASP_MEMORY_KIB
+            or self.password_hash_time_cost < OWASP_TIME_COST
+        ):
+            logger.warning(
+                "Password hashes are weaker than OWASP's argon2id baseline "
+                "(PASSWORD_HASH_MEMORY_KIB / PASSWORD_HASH_TIME_COST): fit for tests only."
             )

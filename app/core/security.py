@@ -11,20 +11,42 @@ from passlib.context import CryptContext
 
 # OWASP's argon2id baseline (19 MiB, 2 passes, 1 lane): strong, yet cheap enough to keep
 # login latency and memory bounded under a burst of sign-ins.
-_passwords = CryptContext(
-    schemes=["argon2"],
-    argon2__type="ID",
-    argon2__memory_cost=19456,
-    argon2__time_cost=2,
-    argon2__parallelism=1,
-)
+OWASP_MEMORY_KIB = 19456
+OWASP_TIME_COST = 2
 
 
 @cache
-def _dummy_hash() -> str:
+def _context(memory_kib: int, time_cost: int) -> CryptContext:
+    return CryptContext(
+        schemes=["argon2"],
+        argon2__type="ID",
+        argon2__memory_cost=memory_kib,
+        argon2__time_cost=time_cost,
+        argon2__parallelism=1,
+    )
+
+
+_cost = (OWASP_MEMORY_KIB, OWASP_TIME_COST)
+
+
+def use_password_cost(memory_kib: int, time_cost: int) -> None:
+    """Sets the argon2id cost of new hashes, for the whole process (`create_app` applies the
+    settings; production refuses less than OWASP's baseline). A hash carries its own parameters,
+    so hashes made at another cost still verify."""
+    global _cost
+    _cost = (memory_kib, time_cost)
+
+
+def password_context() -> CryptContext:
+    """The passlib context that hashes and verifies at the process's current cost."""
+    return _context(*_cost)
+
+
+@cache
+def _dummy_hash(cost: tuple[int, int]) -> str:
     """Verifying an unknown user's password against this makes "no such user" cost the same time
     as "wrong password", so response timing does not reveal which usernames exist."""
-    dummy: str = _passwords.hash(secrets.token_urlsafe(16))
+    dummy: str = _context(*cost).hash(secrets.token_urlsafe(16))
     return dummy
 
 
@@ -34,15 +56,16 @@ WEBHOOK_SECRET_BYTES = 24
 
 
 async def hash_password(password: str) -> str:
-    return await anyio.to_thread.run_sync(_passwords.hash, password)
+    return await anyio.to_thread.run_sync(password_context().hash, password)
 
 
 async def verify_password(password: str, password_hash: str | None) -> bool:
     """Constant-work check: an absent hash is verified against a dummy and always fails."""
+    passwords = password_context()
     if password_hash is None:
-        await anyio.to_thread.run_sync(_passwords.verify, password, _dummy_hash())
+        await anyio.to_thread.run_sync(passwords.verify, password, _dummy_hash(_cost))
         return False
-    return await anyio.to_thread.run_sync(_passwords.verify, password, password_hash)
+    return await anyio.to_thread.run_sync(passwords.verify, password, password_hash)
 
 
 def new_webhook_secret() -> str:

@@ -87,13 +87,13 @@ async def test_wrong_password_and_unknown_user_are_indistinguishable(
 ) -> None:
     await register(client, "ada")
     verified: list[str] = []
-    real_verify = security._passwords.verify
+    real_verify = security.password_context().verify
 
     def spy(secret: str, hash_: str) -> bool:
         verified.append(hash_)
         return bool(real_verify(secret, hash_))
 
-    monkeypatch.setattr(security._passwords, "verify", spy)
+    monkeypatch.setattr(security.password_context(), "verify", spy)
     wrong = await login(client, "ada", "wrong-password")
     unknown = await login(client, "nobody", "wrong-password")
     assert_error(wrong, 401, "invalid_credentials")

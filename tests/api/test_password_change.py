@@ -56,13 +56,13 @@ async def test_the_new_password_is_stored_as_argon2id_and_verified_off_the_event
 ) -> None:
     ada = await world.user()
     threads: list[threading.Thread] = []
-    real_verify = security._passwords.verify
+    real_verify = security.password_context().verify
 
     def spy(secret: str, hash_: str) -> bool:
         threads.append(threading.current_thread())
         return bool(real_verify(secret, hash_))
 
-    monkeypatch.setattr(security._passwords, "verify", spy)
+    monkeypatch.setattr(security.password_context(), "verify", spy)
     loop_thread = threading.current_thread()
     assert (await change_password(ada.client)).status_code == 204
     assert threads and all(thread is not loop_thread for thread in threads)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_PASSWORD_COST, TEST_SECRET
 
 
 def free_port() -> int:
@@ -24,6 +24,7 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
         **os.environ,
         "DATABASE_URL": database_url,
         "SECRET_KEY": TEST_SECRET,
+        **TEST_PASSWORD_COST,
         "RATE_LIMIT_ENABLED": "false",
         "LOG_LEVEL": "WARNING",
         **extra,

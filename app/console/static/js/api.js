@@ -80,7 +80,12 @@ export async function call(name, params = {}, { body, query, headers } = {}) {
   }
   const response = await fetch(url, init);
   const text = await response.text();
-  const data = text ? JSON.parse(text) : null;
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    // Not the API's JSON (a proxy's page, a cut connection): reported by its status alone.
+  }
   if (response.status === 401 && name !== "login" && !location.pathname.startsWith("/console/sign-in")) {
     const next = location.pathname + location.search;
     location.assign(`/console/sign-in?next=${encodeURIComponent(next)}`);
