@@ -42,16 +42,18 @@ function queueRow(d) {
   );
 }
 
-async function listed(status) {
+/** The cluster's deployments in one status; none asked for when its count says there are none. */
+async function listed(status, count) {
+  if (count === 0) return [];
   return (await call("clusterDeployments", { cluster_id: clusterId }, { query: { status, limit: 200 } })).data;
 }
 
 async function refresh() {
-  const [cluster, running, preempting, pending, events] = await Promise.all([
-    call("cluster", { cluster_id: clusterId }).then((r) => r.data),
-    listed("running"),
-    listed("preempting"),
-    listed("pending"),
+  const cluster = (await call("cluster", { cluster_id: clusterId })).data;
+  const [running, preempting, pending, events] = await Promise.all([
+    listed("running", cluster.running_count),
+    listed("preempting", cluster.preempting_count),
+    listed("pending", cluster.pending_count),
     call("clusterEvents", { cluster_id: clusterId }, { query: { limit: 100 } }).then((r) => r.data),
   ]);
   for (const d of [...running, ...preempting, ...pending]) names.set(d.id, d.name);
