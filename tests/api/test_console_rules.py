@@ -7,6 +7,7 @@ already covers (401 for anonymous callers, 404 for outsiders, the role table for
 browser tests (tests/browser/test_console*.py) check that the pages send no other call."""
 
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -105,3 +106,18 @@ async def test_unknown_console_paths(client: httpx.AsyncClient, path: str) -> No
         assert answer.headers["location"] == "/console"
     else:
         assert_error(answer, 404, "not_found")
+
+
+def test_the_audit_pages_filter_offers_every_documented_action() -> None:
+    """The console's list of audit actions (its filter) is the one docs/API.md documents."""
+    root = Path(__file__).resolve().parents[2]
+    script = (root / "app/console/static/js/pages/audit.js").read_text()
+    listed = script[script.index("const ACTIONS = [") : script.index("];", script.index("ACTIONS"))]
+    doc = (root / "docs/API.md").read_text()
+    documented = doc[
+        doc.index("Audited actions:") : doc.index("`GET /api/v1/organizations/{org_id}/audit`")
+    ]
+    pattern = r"[a-z_]+\.[a-z_]+"
+    assert sorted(re.findall(rf'"({pattern})"', listed)) == sorted(
+        re.findall(rf"`({pattern})`", documented)
+    )

@@ -184,3 +184,37 @@ def test_the_cluster_page_follows_changes_and_pauses_while_hidden(
     expect(running).not_to_contain_text("while-hidden")
     page.evaluate(SET_VISIBILITY, "visible")
     expect(running).to_contain_text("while-hidden", timeout=2_000)
+
+
+def test_polling_keeps_what_was_unfolded_and_where_the_focus_is(
+    context: BrowserContext, console_url: str, acme: dict[str, Any]
+) -> None:
+    page = open_as(
+        context, acme["admin"], f"{console_url}/console/clusters/{acme['cluster']['id']}"
+    )
+    reason = page.locator("#queue tr", has_text="nightly").locator("summary")
+    reason.focus()
+    page.keyboard.press("Enter")
+    details = page.locator("#queue tr", has_text="nightly").locator("details")
+    expect(details).to_have_attribute("open", "")
+    page.wait_for_timeout(7_000)  # two polls
+    expect(details).to_have_attribute("open", "")
+    expect(reason).to_be_focused()
+
+
+def test_a_double_click_on_create_makes_one_deployment(
+    context: BrowserContext, console_url: str, acme: dict[str, Any]
+) -> None:
+    cluster = acme["cluster"]
+    page = open_as(context, acme["admin"], f"{console_url}/console/clusters/{cluster['id']}")
+    form = page.locator("#deploy")
+    form.get_by_label("Name").fill("impatient")
+    form.get_by_label("CPU (cores)").fill("0.5")
+    form.get_by_label("RAM (GiB)").fill("1")
+    form.get_by_label("GPUs").fill("0")
+    form.get_by_role("button", name="Preview").click()
+    page.get_by_role("button", name="Create deployment").dblclick()
+    expect(page.locator("#page-status")).to_contain_text("Created impatient")
+    page.wait_for_load_state("networkidle")
+    listed = acme["admin"].client.get(f"/api/v1/clusters/{cluster['id']}/deployments").json()
+    assert [d["name"] for d in listed].count("impatient") == 1

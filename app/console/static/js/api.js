@@ -1,6 +1,6 @@
 // The console's only way to the service: the JSON API, with the browser's session cookie.
 // ROUTES lists every call the console can make, as the API's own method and route template;
-// tests/browser/test_console_rules.py checks each is a route the access tests cover, and that the
+// tests/api/test_console_rules.py checks each is a route the access tests cover, and that the
 // browser never sends any other. The console adds no rule: what the API refuses, it shows.
 
 export const ROUTES = {
@@ -78,7 +78,12 @@ export async function call(name, params = {}, { body, query, headers } = {}) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(url, init);
+  let response;
+  try {
+    response = await fetch(url, init);
+  } catch {
+    throw new ApiError(0, { error: "The service could not be reached; try again.", code: "unreachable" });
+  }
   const text = await response.text();
   let data = null;
   try {

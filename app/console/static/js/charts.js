@@ -46,6 +46,7 @@ export function capacityBars(cluster) {
 }
 
 const ENDS = new Set(["preempted", "completed", "cancelled", "failed"]);
+const RAN_BEFORE = new Set(["preempting", "preempted", "completed", "serving"]);
 const LANE = 30;
 const AXIS = 24;
 const MAX_LANES = 12;
@@ -60,7 +61,7 @@ export function timeline(events, now, width) {
   const lanes = [];
   for (const event of ordered) {
     if (!lanes.some((lane) => lane.id === event.deployment_id)) {
-      lanes.push({ id: event.deployment_id, name: event.deployment_name, runs: [], open: null, grace: null });
+      lanes.push({ id: event.deployment_id, name: event.deployment_name, runs: [], open: null, grace: null, seen: false });
     }
   }
   const shown = lanes.slice(-MAX_LANES);
@@ -74,10 +75,14 @@ export function timeline(events, now, width) {
   for (const event of ordered) {
     const lane = shown[laneOf(event.deployment_id)];
     if (!lane) continue;
+    // Its first event in the window may end a run that began before it: only these say it ran.
+    if (!lane.seen && RAN_BEFORE.has(event.type)) lane.open = ordered[0].at;
+    lane.seen = true;
     if (event.type === "scheduled") lane.open = event.at;
     if (event.type === "preempting") lane.grace = event.at;
     if (ENDS.has(event.type)) {
-      lane.runs.push({ from: lane.open ?? ordered[0].at, to: event.at, grace: lane.grace });
+      // A deployment cancelled or failed while it waited ends no run.
+      if (lane.open) lane.runs.push({ from: lane.open, to: event.at, grace: lane.grace });
       lane.open = lane.grace = null;
     }
   }

@@ -85,6 +85,7 @@ export function poll(refresh, seconds = 3) {
     running = true;
     try {
       await refresh();
+      if ($("#page-status").classList.contains("error")) pageStatus(""); // the trouble has passed
     } catch (error) {
       if (error.status === undefined) throw error;
       pageStatus(error.message, "error");

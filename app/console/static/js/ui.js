@@ -37,6 +37,31 @@ export function show(target, ...children) {
   return element;
 }
 
+const builtFrom = new WeakMap();
+
+/**
+ * For what a poll redraws: replaces what `target` holds with `build(data)` only when `data` changed
+ * since the last time, and keeps which <details> were open and where the keyboard focus was, so a
+ * refresh never folds what someone unfolded or throws their focus back to the top of the page.
+ */
+export function refill(target, data, build) {
+  const element = typeof target === "string" ? $(target) : target;
+  const key = JSON.stringify(data);
+  if (builtFrom.get(element) === key) return;
+  builtFrom.set(element, key);
+  const open = new Set($$("details[open]", element).map(identity));
+  const focused = element.contains(document.activeElement) ? identity(document.activeElement) : null;
+  show(element, build(data));
+  for (const details of $$("details", element)) details.open = open.has(identity(details));
+  if (focused) $$("a, button, select, summary, input", element).find((el) => identity(el) === focused)?.focus();
+}
+
+/** What an element stands for across redraws: its row's data attributes, its tag and its text. */
+function identity(element) {
+  const row = element.closest("[data-deployment], [data-user], [data-key], [data-prediction]");
+  return [row ? JSON.stringify(row.dataset) : "", element.tagName, element.textContent.trim()].join("|");
+}
+
 export function time(iso) {
   if (!iso) return "—";
   const at = new Date(iso);
@@ -64,7 +89,9 @@ export function pageStatus(message, kind = "info") {
 
 /**
  * The body of `form` as the API wants it: a field named "capacity.cpu" lands in {capacity: {cpu}};
- * data-type="number" / "integer" / "list" converts; empty optional fields are left out.
+ * data-type="number" / "integer" / "datetime" converts (an integer field with a fraction is sent
+ * as it is, for the API to refuse); empty optional fields are left out. Passwords and free text
+ * are sent exactly as typed; other fields without their surrounding spaces.
  */
 export function formBody(form) {
   const body = {};
@@ -73,10 +100,10 @@ export function formBody(form) {
     let value;
     if (field.type === "checkbox") value = field.checked;
     else if (field.multiple) value = [...field.selectedOptions].map((option) => option.value);
+    else if (field.type === "password" || field.tagName === "TEXTAREA") value = field.value;
     else value = field.value.trim();
     if (value === "" && field.dataset.optional !== undefined) continue;
-    if (field.dataset.type === "number" && value !== "") value = Number(value);
-    if (field.dataset.type === "integer" && value !== "") value = Number.parseInt(value, 10);
+    if (["number", "integer"].includes(field.dataset.type) && value !== "") value = Number(value);
     if (field.dataset.type === "datetime" && value !== "") value = new Date(value).toISOString();
     const path = field.name.split(".");
     let target = body;
@@ -90,7 +117,9 @@ export function clearErrors(form) {
   for (const note of $$(".field-error", form)) note.remove();
   for (const field of $$("[aria-invalid]", form)) {
     field.removeAttribute("aria-invalid");
-    field.removeAttribute("aria-describedby");
+    const hint = field.dataset.describedby;
+    if (hint) field.setAttribute("aria-describedby", hint);
+    else field.removeAttribute("aria-describedby");
   }
   const alert = $("[role=alert]", form);
   if (alert) alert.textContent = "";
@@ -110,8 +139,10 @@ export function showErrors(form, error) {
       continue;
     }
     const id = `${control.id || control.name.replaceAll(".", "-")}-error`;
+    const hint = control.getAttribute("aria-describedby");
+    if (hint) control.dataset.describedby = hint;
     control.setAttribute("aria-invalid", "true");
-    control.setAttribute("aria-describedby", id);
+    control.setAttribute("aria-describedby", [id, hint].filter(Boolean).join(" "));
     control.closest(".field").append(h("p", { class: "field-error", id }, message));
   }
   const alert = $("[role=alert]", form);

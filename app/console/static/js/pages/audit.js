@@ -1,6 +1,6 @@
 import { call } from "../api.js";
 import { params, signedIn, start, useOrg } from "../shell.js";
-import { $, h, show, time } from "../ui.js";
+import { $, h, pageStatus, show, time } from "../ui.js";
 
 const orgId = params.orgId;
 const PAGE = 50;
@@ -43,18 +43,20 @@ start(async () => {
   filter.append(...ACTIONS.map((action) => h("option", { value: action }, action)));
   const older = $("#older");
   let offset = 0;
+  let generation = 0; // a filter change makes every answer still on its way stale
   const load = async (append) => {
-    const { data, total } = await call("audit", { org_id: orgId }, { query: { action: filter.value, limit: PAGE, offset } });
+    const mine = ++generation;
+    const { data, total } = await call("audit", { org_id: orgId }, { query: { action: filter.value, limit: PAGE, offset: append ? offset : 0 } });
+    if (mine !== generation) return;
+    if (!append) offset = 0;
     const rows = data.map(row);
     if (append) $("#audit tbody").append(...rows);
     else show($("#audit tbody"), rows.length ? rows : h("tr", {}, h("td", { colspan: 5, class: "hint" }, "Nothing recorded.")));
     offset += data.length;
     older.hidden = offset >= total;
   };
-  filter.addEventListener("change", () => {
-    offset = 0;
-    load(false);
-  });
-  older.addEventListener("click", () => load(true));
+  const report = (error) => pageStatus(error.message, "error");
+  filter.addEventListener("change", () => load(false).catch(report));
+  older.addEventListener("click", () => load(true).catch(report));
   await load(false);
 });

@@ -1,7 +1,7 @@
-import { call } from "../api.js";
+import { call, latest } from "../api.js";
 import { capacityBars, timeline } from "../charts.js";
 import { params, poll, signedIn, start, useOrg } from "../shell.js";
-import { $, actionButton, badge, clearErrors, h, number, onSubmit, pageStatus, resources, show, time } from "../ui.js";
+import { $, actionButton, badge, clearErrors, h, number, onSubmit, pageStatus, refill, resources, show, time } from "../ui.js";
 import { describeEvent, outcomeOfDryRun } from "../words.js";
 
 const clusterId = params.clusterId;
@@ -30,6 +30,10 @@ function whyItWaits(d) {
   return h("details", {}, h("summary", {}, reason), h("p", { class: "hint" }, d.pending.message));
 }
 
+function emptyRow(text) {
+  return h("tr", {}, h("td", { colspan: 5, class: "hint" }, text));
+}
+
 function queueRow(d) {
   return h(
     "tr",
@@ -42,20 +46,41 @@ function queueRow(d) {
   );
 }
 
+const LIST_LIMIT = 200;
+const EVENTS_SHOWN = 100;
+let events = [];
+
 /** The cluster's deployments in one status; none asked for when its count says there are none. */
 async function listed(status, count) {
   if (count === 0) return [];
-  return (await call("clusterDeployments", { cluster_id: clusterId }, { query: { status, limit: 200 } })).data;
+  return (await call("clusterDeployments", { cluster_id: clusterId }, { query: { status, limit: LIST_LIMIT } })).data;
+}
+
+const eventKey = (e) => `${e.at}|${e.deployment_id}|${e.type}`;
+
+/**
+ * The latest events, newest first. After the first read only what is new is asked for (`since` the
+ * newest one known, inclusive: the events of that very moment come again and are matched up), so a
+ * poll costs the same however long the cluster's history.
+ */
+async function latestEvents() {
+  const query = { limit: EVENTS_SHOWN };
+  if (events.length) query.since = events[0].at;
+  const fresh = (await call("clusterEvents", { cluster_id: clusterId }, { query })).data;
+  if (!events.length || fresh.length === EVENTS_SHOWN) return fresh;
+  const known = new Set(events.map(eventKey));
+  return [...fresh.filter((e) => !known.has(eventKey(e))), ...events].slice(0, EVENTS_SHOWN);
 }
 
 async function refresh() {
   const cluster = (await call("cluster", { cluster_id: clusterId })).data;
-  const [running, preempting, pending, events] = await Promise.all([
+  const [running, preempting, pending, newest] = await Promise.all([
     listed("running", cluster.running_count),
     listed("preempting", cluster.preempting_count),
     listed("pending", cluster.pending_count),
-    call("clusterEvents", { cluster_id: clusterId }, { query: { limit: 100 } }).then((r) => r.data),
+    latestEvents(),
   ]);
+  events = newest;
   for (const d of [...running, ...preempting, ...pending]) names.set(d.id, d.name);
   for (const e of events) names.set(e.deployment_id, e.deployment_name);
   $("#cluster-name").textContent = cluster.name;
@@ -63,12 +88,13 @@ async function refresh() {
   show("#capacity", capacityBars(cluster));
   $("#counts").textContent = `${cluster.running_count} running · ${cluster.preempting_count} preempting · ${cluster.pending_count} pending`;
   const active = [...running, ...preempting];
-  show($("#running tbody"), active.length ? active.map(runningRow) : h("tr", {}, h("td", { colspan: 5, class: "hint" }, "Nothing running.")));
+  refill($("#running tbody"), active, () => (active.length ? active.map(runningRow) : emptyRow("Nothing running.")));
   pending.sort((a, b) => (a.queue_position ?? Infinity) - (b.queue_position ?? Infinity));
-  show($("#queue tbody"), pending.length ? pending.map(queueRow) : h("tr", {}, h("td", { colspan: 5, class: "hint" }, "The queue is empty.")));
+  const more = cluster.pending_count > LIST_LIMIT ? h("tr", {}, h("td", { colspan: 5, class: "hint" }, `The first ${LIST_LIMIT} of ${cluster.pending_count} waiting are shown.`)) : null;
+  refill($("#queue tbody"), pending, () => (pending.length ? [...pending.map(queueRow), more] : emptyRow("The queue is empty.")));
   const width = Math.max(320, $("#timeline").clientWidth || 800);
   show("#timeline", events.length ? timeline(events, Date.now(), width) : h("p", { class: "hint" }, "No events yet."));
-  show("#events", events.slice(0, 30).map((e) => h("li", { "data-type": e.type }, time(e.at), " ", describeEvent(e, names))));
+  refill("#events", events.slice(0, 30), (shown) => shown.map((e) => h("li", { "data-type": e.type }, time(e.at), " ", describeEvent(e, names))));
   $("#updated").textContent = `Last updated ${new Date().toLocaleTimeString()}.`;
   return cluster;
 }
@@ -76,7 +102,7 @@ async function refresh() {
 async function setUpDeploying(orgId) {
   const [models, deployments] = await Promise.all([
     call("models").then((r) => r.data),
-    call("orgDeployments", { org_id: orgId }, { query: { limit: 200 } }).then((r) => r.data),
+    latest("orgDeployments", { org_id: orgId }, LIST_LIMIT).then((r) => r.data.reverse()),
   ]);
   show("#deploy-model", models.map((m) => h("option", { value: m.name }, `${m.name} (${m.task})${m.available ? "" : " · not available now"}`)));
   show("#deploy-depends-on", deployments.filter((d) => !["failed", "cancelled"].includes(d.status)).map((d) => h("option", { value: d.id }, `${d.name} (${d.status})`)));
@@ -102,10 +128,14 @@ async function setUpDeploying(orgId) {
     hidePreview();
     $("#deploy-name").focus();
   });
-  $("#confirm-deploy").addEventListener("click", async () => {
+  const confirm = $("#confirm-deploy");
+  confirm.addEventListener("click", async () => {
     if (!previewed) return;
+    const body = previewed;
+    previewed = null; // a second click creates nothing more
+    confirm.disabled = true;
     try {
-      const created = (await call("createDeployment", { cluster_id: clusterId }, { body: previewed })).data;
+      const created = (await call("createDeployment", { cluster_id: clusterId }, { body })).data;
       hidePreview();
       form.reset();
       clearErrors(form);
@@ -113,7 +143,10 @@ async function setUpDeploying(orgId) {
       await refresh();
     } catch (error) {
       if (error.status === undefined) throw error;
+      previewed = body;
       $("#preview-alert").textContent = error.message;
+    } finally {
+      confirm.disabled = false;
     }
   });
 }

@@ -1,6 +1,6 @@
 import { call, latest } from "../api.js";
 import { params, poll, signedIn, start, useOrg } from "../shell.js";
-import { $, actionButton, badge, h, onSubmit, pageStatus, resources, show, time } from "../ui.js";
+import { $, actionButton, badge, h, onSubmit, pageStatus, refill, resources, show, time } from "../ui.js";
 import { describeEvent } from "../words.js";
 
 const deploymentId = params.deploymentId;
@@ -46,17 +46,19 @@ async function refresh() {
   current = d;
   $("#deployment-name").textContent = d.name;
   show("#deployment-status", badge(d.status));
-  show("#details", details(d));
+  refill("#details", d, details);
   $("#pending-reason").textContent = d.pending?.message ?? "";
   const names = new Map([[d.id, d.name]]);
-  show("#events", events.map((e) => h("li", { "data-type": e.type }, time(e.at), " ", describeEvent({ ...e, deployment_name: d.name }, names))));
-  show($("#predictions tbody"), predictions.length ? predictions.reverse().map(predictionRow) : h("tr", {}, h("td", { colspan: 4, class: "hint" }, "No prediction yet.")));
+  refill("#events", events, () => events.map((e) => h("li", { "data-type": e.type }, time(e.at), " ", describeEvent({ ...e, deployment_name: d.name }, names))));
+  predictions.reverse();
+  refill($("#predictions tbody"), predictions, () => (predictions.length ? predictions.map(predictionRow) : h("tr", {}, h("td", { colspan: 4, class: "hint" }, "No prediction yet."))));
   return d;
 }
 
 function endActions(me, role) {
   const mayEnd = role === "admin" || (role === "developer" && current.created_by === me.id);
   const alert = $("#end-alert");
+  refill("#end-actions", [current.status, mayEnd], () => {
   const buttons = [];
   if (mayEnd && ["running", "preempting"].includes(current.status)) {
     buttons.push(actionButton("Complete", async () => {
@@ -72,7 +74,8 @@ function endActions(me, role) {
       endActions(me, role);
     }, { kind: "danger", confirmText: `Cancel ${current.name}? Its pending dependents fail.`, alertTarget: alert }));
   }
-  show("#end-actions", buttons);
+  return buttons;
+  });
 }
 
 function showPrediction(p) {

@@ -11,6 +11,7 @@ function roleControl(member, alert) {
   select.addEventListener("change", async () => {
     try {
       await call("changeRole", { org_id: orgId, user_id: member.user_id }, { body: { role: select.value } });
+      member.role = select.value;
       alert.textContent = "";
       pageStatus(`${member.username} is now ${select.value}.`);
     } catch (error) {
