@@ -4,7 +4,7 @@ import uuid
 
 from pydantic import ConfigDict, Field
 
-from app.schemas.deployment import EventOut
+from app.schemas.deployment import EVENT_EXAMPLE, EventOut
 
 
 class ClusterEventOut(EventOut):
@@ -12,9 +12,7 @@ class ClusterEventOut(EventOut):
         json_schema_extra={
             "examples": [
                 {
-                    "at": "2026-11-29T12:00:00Z",
-                    "type": "preempted",
-                    "detail": {"preempted_by": "3f2b8c1d-2222-4e6f-9a10-7b8c9d0e1f20"},
+                    **EVENT_EXAMPLE,
                     "deployment_id": "9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d",
                     "deployment_name": "sentiment-batch",
                 }

@@ -3,6 +3,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic.config import JsonDict
 
 from app.models.deployment import DeploymentStatus, PreemptionPolicy
 from app.scheduling.explain import PendingReason
@@ -257,18 +258,15 @@ class DeploymentOut(BaseModel):
     )
 
 
+EVENT_EXAMPLE: JsonDict = {
+    "at": "2026-11-29T12:00:00Z",
+    "type": "preempted",
+    "detail": {"preempted_by": "3f2b8c1d-2222-4e6f-9a10-7b8c9d0e1f20"},
+}
+
+
 class EventOut(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "at": "2026-11-29T12:00:00Z",
-                    "type": "preempted",
-                    "detail": {"preempted_by": "3f2b8c1d-2222-4e6f-9a10-7b8c9d0e1f20"},
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [EVENT_EXAMPLE]})
 
     at: datetime
     type: str
