@@ -11,14 +11,9 @@ from typing import Any
 from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from tests.support.browser import Visit
+from tests.support.console import fill_resources
 
 TIMEOUT_MS = 15_000
-
-
-def fill_resources(form: Locator, cpu: str, ram: str, gpu: str = "0") -> None:
-    form.get_by_label("CPU (cores)").fill(cpu)
-    form.get_by_label("RAM (GiB)").fill(ram)
-    form.get_by_label("GPUs").fill(gpu)
 
 
 def preview_deployment(page: Page, name: str, priority: int, cpu: str) -> Locator:

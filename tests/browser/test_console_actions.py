@@ -9,6 +9,7 @@ from typing import Any
 
 from playwright.sync_api import BrowserContext, Page, expect
 
+from tests.support.console import fill_resources
 from tests.support.live import Person, deploy, person
 
 # What the browser does when the tab goes to the background or comes back.
@@ -209,9 +210,7 @@ def test_a_double_click_on_create_makes_one_deployment(
     page = open_as(context, acme["admin"], f"{console_url}/console/clusters/{cluster['id']}")
     form = page.locator("#deploy")
     form.get_by_label("Name").fill("impatient")
-    form.get_by_label("CPU (cores)").fill("0.5")
-    form.get_by_label("RAM (GiB)").fill("1")
-    form.get_by_label("GPUs").fill("0")
+    fill_resources(form, "0.5", "1")
     form.get_by_role("button", name="Preview").click()
     page.get_by_role("button", name="Create deployment").dblclick()
     expect(page.locator("#page-status")).to_contain_text("Created impatient")
