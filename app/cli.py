@@ -1,4 +1,4 @@
-"""The `mlops` console script: serve, worker, migrate.
+"""The `mlops` console script: serve, worker, migrate, demo-seed.
 
 Nothing here imports prometheus-client at module level: it decides at import whether it runs in
 multiprocess mode, so `serve` must set `PROMETHEUS_MULTIPROC_DIR` before the app is imported.
@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated models whose predictions this worker runs (default: every model), "
         "for pools that cannot load the others",
     )
+    seed = commands.add_parser(
+        "demo-seed",
+        help="create the deployment DEFAULT_DEPLOYMENT_ID names, for a demo of /predict",
+    )
+    seed.add_argument("--model", choices=sorted(MODELS), default="mock")
     return parser
 
 
@@ -310,6 +315,29 @@ async def _work(settings: Settings, args: argparse.Namespace) -> None:
         await engine.dispose()
 
 
+async def _seed_demo(settings: Settings, args: argparse.Namespace) -> None:
+    from app.db.migrations import require_head
+    from app.db.session import create_engine, create_sessionmaker
+    from app.services import demo
+
+    if settings.default_deployment_id is None:
+        raise SetupError("set DEFAULT_DEPLOYMENT_ID to the id the demo deployment should have")
+    engine = create_engine(settings.database_url, pool_size=1, max_overflow=0)
+    try:
+        await require_head(engine)
+        async with create_sessionmaker(engine)() as db:
+            seeded = await demo.seed(db, settings.default_deployment_id, args.model)
+    finally:
+        await engine.dispose()
+    deployment, org = seeded.deployment, seeded.organization
+    verb = "seeded" if seeded.created else "already there"
+    print(
+        f"{verb}: deployment {deployment.name!r} ({deployment.model}, {deployment.status}) "
+        f"id {deployment.id} in organization {org.name!r}; members join it with invite code "
+        f"{org.invite_code}"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     database_url = None
@@ -334,6 +362,8 @@ def _run(settings: Settings, args: argparse.Namespace) -> None:
     elif args.command == "worker":
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_work(settings, args))
+    elif args.command == "demo-seed":
+        asyncio.run(_seed_demo(settings, args))
     else:
         _serve(settings, args)
 

@@ -9,6 +9,7 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from app.api.classic import router as classic_router
 from app.api.errors import install_error_handlers
 from app.api.openapi import install_docs, install_openapi
 from app.api.operations import router as operations_router
@@ -71,6 +72,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "models", "description": "The model catalog and availability."},
             {"name": "predictions", "description": "Predictions, sync or asynchronous."},
             {"name": "webhooks", "description": "Signed callbacks: secret and delivery attempts."},
+            {
+                "name": "classic",
+                "description": "The classic single-model API (`/predict`) on the default "
+                "deployment, for clients written against a one-model server.",
+            },
             {"name": "operations", "description": "Health, readiness and metrics."},
         ],
     )
@@ -87,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app)
     app.include_router(operations_router)
     app.include_router(api_router)
+    app.include_router(classic_router)
     install_console(app)
 
     # Added innermost first: the last one added wraps all the others.

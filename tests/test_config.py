@@ -80,6 +80,32 @@ def test_dev_secret_warns_loudly(caplog: pytest.LogCaptureFixture) -> None:
     assert "SECRET_KEY" in caplog.text
 
 
+def test_production_refuses_public_predict_unless_acknowledged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    deployment = "5eed0000-0000-4000-8000-000000000001"
+    public = {"default_deployment_id": deployment, "public_predict": True}
+    with pytest.raises(ValidationError, match="PUBLIC_PREDICT_ACKNOWLEDGED=true"):
+        settings(environment="production", secret_key=KEY, **public)
+    acknowledged = settings(
+        environment="production", secret_key=KEY, public_predict_acknowledged=True, **public
+    )
+    assert acknowledged.public_predict and str(acknowledged.default_deployment_id) == deployment
+    assert settings(**public).public_predict  # outside production, a warning is enough
+    with caplog.at_level(logging.WARNING):
+        acknowledged.warn_if_insecure()
+    assert f"predictions on deployment {deployment}" in caplog.text
+    assert not settings().public_predict and settings().default_deployment_id is None
+
+
+def test_an_empty_default_deployment_id_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEFAULT_DEPLOYMENT_ID", "")
+    assert settings().default_deployment_id is None
+    monkeypatch.setenv("DEFAULT_DEPLOYMENT_ID", "not-a-uuid")
+    with pytest.raises(ValidationError, match="default_deployment_id"):
+        settings()
+
+
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SESSION_MAX_AGE", "60")
     monkeypatch.setenv("RATE_LIMIT_LOGIN", "5/minute")

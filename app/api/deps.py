@@ -115,11 +115,11 @@ async def current_user(
     request: Request, user: Annotated[Principal | None, Depends(optional_user)]
 ) -> Principal:
     if user is None:
-        raise await _not_authenticated(request)
+        raise await not_authenticated(request)
     return user
 
 
-async def _not_authenticated(request: Request) -> NotAuthenticated:
+async def not_authenticated(request: Request) -> NotAuthenticated:
     """Why there is no user, in words: an API key unknown, revoked or expired (and when); no
     cookie; a cookie whose session expired (and when); or one tampered with, logged out or
     unknown. Only a request about to be refused gets here, so the
@@ -143,6 +143,13 @@ async def _not_authenticated(request: Request) -> NotAuthenticated:
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]
+OptionalUser = Annotated[Principal | None, Depends(optional_user)]
+
+
+def presents_credentials(request: Request) -> bool:
+    """An API key or a session cookie, valid or not: a caller who sent one means to be them."""
+    cookie_name = request.app.state.settings.session_cookie_name
+    return _bearer_key(request) is not None or bool(request.cookies.get(cookie_name))
 
 
 async def current_person(user: CurrentUser) -> Principal:

@@ -78,7 +78,7 @@ def _field_error(error: Mapping[str, Any], body: object) -> dict[str, str]:
 
 async def _domain_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
-    return error_response(exc.status_code, exc.code, exc.message, **exc.extra)
+    return error_response(exc.status_code, exc.code, exc.message, exc.headers, **exc.extra)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> Response:

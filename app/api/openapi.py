@@ -26,6 +26,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.routing import APIRoute, iter_route_contexts
 
+from app.api.classic import classic_caller
 from app.api.deps import current_person, current_user, get_db, optional_user
 from app.schemas.common import ERROR_CODES, ERROR_CODES_KEY, ErrorBody, error_responses
 
@@ -151,6 +152,11 @@ def _document(app: FastAPI, schema: dict[str, Any]) -> None:
     )
     signed_in = signed_in_operations(app)
     people_only = operations_depending_on(app, current_person)
+    # The classic /predict: signed in, or (PUBLIC_PREDICT=true) anonymous as well.
+    classic = operations_depending_on(app, classic_caller)
+    classic_security: list[dict[str, list[str]]] = [{SESSION_SCHEME: []}, {API_KEY_SCHEME: []}]
+    if app.state.settings.public_predict:
+        classic_security.append({})
     # Anything that reads the session (any cookie is looked up) or opens a transaction.
     on_database = operations_depending_on(app, get_db, current_user, optional_user)
     for path, item in schema.get("paths", {}).items():
@@ -176,6 +182,8 @@ def _document(app: FastAPI, schema: dict[str, Any]) -> None:
                 operation["security"] = [{SESSION_SCHEME: []}]
                 if (method, path) not in people_only:
                     operation["security"].append({API_KEY_SCHEME: []})
+            elif (method, path) in classic:
+                operation["security"] = classic_security
             parameters = operation.setdefault("parameters", [])
             parameters.append({"$ref": f"#/components/parameters/{_REQUEST_ID}"})
             paged = any(p.get("name") == "limit" for p in parameters)

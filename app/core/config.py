@@ -2,6 +2,7 @@
 
 import ipaddress
 import logging
+import uuid
 from functools import cached_property
 from typing import Literal
 
@@ -114,6 +115,18 @@ class Settings(BaseSettings):
     webhook_backoff_base_seconds: float = Field(default=5.0, gt=0)
     webhook_backoff_max_seconds: float = Field(default=3_600.0, gt=0)
 
+    # The classic single-model API (`POST /predict`, `GET /predict/{id}`): the deployment it
+    # serves (unset: 404), and whether anonymous callers may use it.
+    default_deployment_id: uuid.UUID | None = None
+    public_predict: bool = False
+    public_predict_acknowledged: bool = False
+
+    @field_validator("default_deployment_id", mode="before")
+    @classmethod
+    def _empty_means_unset(cls, value: object) -> object:
+        # `DEFAULT_DEPLOYMENT_ID=` (as compose writes `${DEFAULT_DEPLOYMENT_ID:-}`) is unset.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("database_url")
     @classmethod
     def _normalize_database_url(cls, url: str) -> str:
@@ -156,6 +169,20 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _refuse_unacknowledged_public_predict_in_production(self) -> "Settings":
+        if (
+            self.environment == "production"
+            and self.public_predict
+            and not self.public_predict_acknowledged
+        ):
+            raise ValueError(
+                "PUBLIC_PREDICT=true lets anyone who can reach the service run predictions on "
+                "DEFAULT_DEPLOYMENT_ID without signing in; with ENVIRONMENT=production it also "
+                "needs PUBLIC_PREDICT_ACKNOWLEDGED=true"
+            )
+        return self
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -184,4 +211,10 @@ class Settings(BaseSettings):
             logger.warning(
                 "Password hashes are weaker than OWASP's argon2id baseline "
                 "(PASSWORD_HASH_MEMORY_KIB / PASSWORD_HASH_TIME_COST): fit for tests only."
+            )
+        if self.public_predict:
+            logger.warning(
+                "PUBLIC_PREDICT=true: anyone who can reach this service may run predictions on "
+                "deployment %s through /predict without signing in (limited per address).",
+                self.default_deployment_id,
             )

@@ -86,9 +86,17 @@ class DomainError(Exception):
     default_code = "bad_request"
     default_message = "The request could not be processed."
 
-    def __init__(self, code: str | None = None, message: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        code: str | None = None,
+        message: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         self.code = code or self.default_code
         self.message = message or self.default_message
+        self.headers = headers
         self.extra = extra
         super().__init__(self.message)
 

@@ -164,6 +164,11 @@ ERROR_CODES: Mapping[str, tuple[int, str]] = MappingProxyType(
         "cross_site_request": (403, "Requests sent by another site's pages are refused."),
         "wrong_password": (403, "The current password is wrong."),
         "not_found": (404, "Not found."),
+        "default_deployment_unset": (
+            404,
+            "No default deployment is configured: set DEFAULT_DEPLOYMENT_ID to the deployment "
+            "that /predict serves.",
+        ),
         "method_not_allowed": (405, "Method not allowed on this route."),
         "username_taken": (409, "That username is already taken."),
         "email_taken": (409, "That email address is already registered."),
@@ -207,6 +212,11 @@ ERROR_CODES: Mapping[str, tuple[int, str]] = MappingProxyType(
         "prediction_failed": (502, "The model failed: <the runtime's message>"),
         "model_unavailable": (503, "The 'distilbert-sst2' model cannot serve: <why>."),
         "no_worker": (503, "No prediction worker that runs 'mock' is alive; start one ..."),
+        "deployment_unavailable": (
+            503,
+            "The default deployment is pending (preempted): ... /predict answers again once it "
+            "runs.",
+        ),
         "database_unavailable": (503, "The database is unavailable; retry shortly."),
         "prediction_expired": (
             504,

@@ -47,6 +47,7 @@ class NewDeployment:
     min_runtime_seconds: int | None = None
     max_runtime_seconds: int | None = None
     callback_url: str | None = None  # checked by the URL guard already
+    id: uuid.UUID | None = None  # a fixed id (`mlops demo-seed`'s); None: a fresh one
 
 
 def _unknown_dependency(message: str) -> Unprocessable:
@@ -204,7 +205,7 @@ def _new_deployment(
 ) -> Deployment:
     """Every column set, none left to a default: `_insert_ready` inserts it by its values."""
     return Deployment(
-        id=uuid.uuid4(),
+        id=new.id or uuid.uuid4(),
         organization_id=cluster.organization_id,
         cluster_id=cluster.id,
         name=new.name,

@@ -14,9 +14,10 @@ from app.core.errors import Conflict, NotFound, not_found
 from app.core.security import new_invite_code, new_webhook_secret
 from app.models.api_key import ApiKey
 from app.models.cluster import Cluster
+from app.models.deployment import Deployment
 from app.models.organization import Membership, Organization, Role
 from app.models.user import User
-from app.services import audit, permissions
+from app.services import audit, permissions, public_callers
 from app.services.deployment_views import count_active
 from app.services.locks import lock_clusters, lock_organization
 from app.services.pagination import Page, paginate
@@ -79,10 +80,13 @@ async def delete(db: AsyncSession, access: OrgAccess) -> None:
         raise Conflict(
             "organization_in_use", "The organization still has pending or running deployments."
         )
-    # Its API keys go with it (cascade), and so must their service accounts, after the rows that
-    # name them as creator.
+    # Its API keys go with it (cascade), and so must their service accounts and its deployments'
+    # public callers, after the rows that name them as creator.
     accounts = list(
         await db.scalars(select(ApiKey.user_id).where(ApiKey.organization_id == access.row.id))
+    )
+    deployment_ids = list(
+        await db.scalars(select(Deployment.id).where(Deployment.organization_id == access.row.id))
     )
     audit.record(
         db,
@@ -95,6 +99,7 @@ async def delete(db: AsyncSession, access: OrgAccess) -> None:
     await db.flush()
     if accounts:
         await db.execute(delete_rows(User).where(User.id.in_(accounts)))
+    await public_callers.delete_for(db, deployment_ids)
     await db.commit()
 
 

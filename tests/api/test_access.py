@@ -51,6 +51,10 @@ UNSCOPED = {
     ("GET", "/api/v1/scheduling/strategies"),
     ("GET", "/api/v1/models"),
 }
+# The classic /predict API (app/api/classic.py): bound by DEFAULT_DEPLOYMENT_ID to one
+# deployment, with its own bodies and, where PUBLIC_PREDICT allows it, anonymous callers.
+# tests/api/test_classic_predict.py states its rules: 401, 404 across tenants, the role table.
+CLASSIC = {("POST", "/predict"), ("GET", "/predict/{prediction_id}")}
 # Unscoped routes that belong to a person (sessions, passwords, memberships of several
 # organizations): an API key is refused them (403); it may use the other unscoped routes.
 PERSON_ONLY = {
@@ -354,10 +358,10 @@ def test_every_route_is_classified(app: FastAPI) -> None:
     actions = {
         route: found
         for route, found in declared_actions(app.routes).items()
-        if not route[1].startswith("/console")
+        if not route[1].startswith("/console") and route not in CLASSIC
     }
     scoped = {route for route in actions if is_org_scoped(route[1])}
-    unclassified = [op for op in operations(app) if op not in PUBLIC | UNSCOPED | scoped]
+    unclassified = [op for op in operations(app) if op not in PUBLIC | UNSCOPED | CLASSIC | scoped]
     assert unclassified == [], "state the access rules of these routes in tests/api/test_access.py"
     undeclared = sorted(route for route in scoped if len(actions[route]) != 1)
     assert undeclared == [], "each org-scoped route needs exactly one access dependency (deps.py)"
@@ -375,7 +379,7 @@ async def test_anonymous_callers_get_401_on_every_authenticated_route(
     anonymous = world.new_client()
     checked = 0
     for method, path in operations(app):
-        if (method, path) in PUBLIC:
+        if (method, path) in PUBLIC | CLASSIC:
             continue
         response = await anonymous.request(
             method, scene.fill(path), json=body_for(method), headers=HEADERS
@@ -391,7 +395,7 @@ async def test_outsiders_get_404_never_403_on_every_org_scoped_route(
     scene = await build_scene(world, app)
     checked = 0
     for method, path in operations(app):
-        if (method, path) in PUBLIC | UNSCOPED:
+        if (method, path) in PUBLIC | UNSCOPED | CLASSIC:
             continue
         resource = SCOPED_PARAMETERS[re.findall(r"\{(\w+)\}", path)[0]]
         response = await scene.outsider.client.request(

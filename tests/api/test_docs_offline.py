@@ -127,6 +127,13 @@ def test_the_vendored_versions_are_the_documented_ones() -> None:
 # The schema: errors
 
 
+# The classic API's own error bodies, `{"error": "..."}` alone (app/schemas/classic.py).
+CLASSIC_ERRORS = {
+    ("GET", "/predict/{prediction_id}", "400"),
+    ("GET", "/predict/{prediction_id}", "404"),
+}
+
+
 def test_every_error_response_names_the_codes_it_can_carry(app: FastAPI) -> None:
     spec = app.openapi()
     for method, path, operation in operations(spec):
@@ -134,6 +141,10 @@ def test_every_error_response_names_the_codes_it_can_carry(app: FastAPI) -> None
             where = f"{method} {path} {status}"
             if int(status) < 400 or (method, path) == ("GET", "/ready"):
                 continue  # /ready's 503 is the probe's answer, not an error body
+            if (method, path, status) in CLASSIC_ERRORS:
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ClassicErrorOut"}, where
+                continue
             codes = response.get(ERROR_CODES_KEY)
             assert codes, f"{where}: no error code listed"
             for code in codes:

@@ -1,0 +1,175 @@
+"""The classic single-model API, for clients written against a one-model server:
+`POST /predict` and `GET /predict/{prediction_id}`, bound to the deployment DEFAULT_DEPLOYMENT_ID
+names. Only the bodies are the classic ones: every call is an ordinary prediction of that
+deployment (queue, workers, limits, metrics, Idempotency-Key), and callers are signed in as on
+the platform's routes, or anonymous where PUBLIC_PREDICT allows it."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.responses import JSONResponse
+
+from app.api import prediction_flow
+from app.api.deps import (
+    DbSession,
+    OptionalUser,
+    SettingsDep,
+    enforce_rate_limit,
+    not_authenticated,
+    presents_credentials,
+)
+from app.api.prediction_flow import ASYNC_MODE, IDEMPOTENCY_KEY, PREFER, not_completed
+from app.core.errors import Conflict
+from app.core.rate_limit import rate_limit_scope
+from app.schemas.classic import (
+    PREDICTION_NOT_FOUND,
+    PREDICTION_PENDING,
+    ClassicAcceptedOut,
+    ClassicErrorOut,
+    ClassicPredictIn,
+    ClassicResultOut,
+    classic_output,
+)
+from app.schemas.common import error_responses
+from app.services import default_deployment
+from app.services.auth import Principal
+
+router = APIRouter(tags=["classic"], dependencies=[Depends(enforce_rate_limit)])
+
+
+async def classic_caller(
+    request: Request, user: OptionalUser, settings: SettingsDep
+) -> Principal | None:
+    """The signed-in caller, or None for an anonymous one where PUBLIC_PREDICT allows it. A caller
+    who sent credentials is held to them (401 when they are no longer valid), public or not."""
+    default_deployment.configured_id(settings)
+    if user is not None:
+        return user
+    if presents_credentials(request) or not settings.public_predict:
+        raise await not_authenticated(request)
+    return None
+
+
+ClassicCaller = Annotated[Principal | None, Depends(classic_caller)]
+
+
+def _classic_error(status: int, message: str) -> JSONResponse:
+    return JSONResponse(ClassicErrorOut(error=message).model_dump(), status)
+
+
+def _classic_error_response(description: str, message: str) -> dict[str, Any]:
+    return {
+        "model": ClassicErrorOut,
+        "description": description,
+        "content": {"application/json": {"example": {"error": message}}},
+    }
+
+
+@router.post(
+    "/predict",
+    summary="Run a prediction on the default deployment (classic single-model API)",
+    response_model=dict[str, Any],
+    description="The body is `input` (or `text`, as sentiment demos send it). Synchronous by "
+    'default: 200 with the model\'s answer itself and `input` beside it, `{"input", '
+    '"result"}` for the mock model. With `Async-Mode: true` or `Prefer: respond-async`: 202 '
+    '`{"message": "Request received. Processing asynchronously.", "prediction_id"}`; poll '
+    "`GET /predict/{prediction_id}`. The prediction is an ordinary one of the deployment "
+    "DEFAULT_DEPLOYMENT_ID names: in its prediction list, its metrics, its limits. 503 "
+    "`deployment_unavailable` with `Retry-After` while that deployment is not running. Signed in "
+    "(a session, or an API key of the deployment's organization; developer or admin), or "
+    "anonymous where PUBLIC_PREDICT=true.",
+    responses={
+        200: {"description": "The model's answer, with `input` beside it."},
+        202: {
+            "model": ClassicAcceptedOut,
+            "description": "Accepted; poll the `Location`.",
+            "headers": {
+                "Location": {
+                    "description": "`/predict/{prediction_id}`, to poll.",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        **error_responses(
+            "not_authenticated",
+            "forbidden",
+            "default_deployment_unset",
+            "deployment_not_found",
+            "deployment_unavailable",
+            "idempotency_key_reused",
+            "validation_error",
+            "callback_url_refused",
+            "rate_limited",
+            "prediction_failed",
+            "prediction_cancelled",
+            "prediction_expired",
+            "model_unavailable",
+            "no_worker",
+        ),
+    },
+)
+@rate_limit_scope("predict")
+async def classic_predict(
+    body: ClassicPredictIn,
+    caller: ClassicCaller,
+    db: DbSession,
+    settings: SettingsDep,
+    request: Request,
+    async_mode: Annotated[str | None, Header(alias="Async-Mode", description=ASYNC_MODE)] = None,
+    prefer: Annotated[str | None, Header(description=PREFER)] = None,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", max_length=255, description=IDEMPOTENCY_KEY)
+    ] = None,
+) -> Response:
+    asynchronous = prediction_flow.wants_async(async_mode, prefer)
+    access = await default_deployment.for_prediction(db, settings, caller)
+    try:
+        outcome = await prediction_flow.run(
+            request, db, access, body, asynchronous, idempotency_key
+        )
+    except Conflict as refused:
+        if refused.code != "deployment_not_running":
+            raise
+        raise await default_deployment.unavailable(db, access.row) from None
+    prediction = outcome.prediction
+    if not outcome.done:
+        accepted = ClassicAcceptedOut(prediction_id=prediction.id).model_dump(mode="json")
+        return prediction_flow.accepted_response(accepted, f"/predict/{prediction.id}")
+    return not_completed(prediction) or JSONResponse(classic_output(prediction))
+
+
+@router.get(
+    "/predict/{prediction_id}",
+    summary="A prediction's result (classic single-model API; 400 while still processing)",
+    description="Answers only for predictions of the default deployment; any other id, "
+    'whatever exists, is 404 `{"error": "Prediction ID not found."}`. An anonymous caller '
+    "(PUBLIC_PREDICT=true) reads only anonymous predictions. A prediction that failed, was "
+    "cancelled or expired is answered as a synchronous call would have been (502, 409, 504).",
+    response_model=ClassicResultOut,
+    responses={
+        400: _classic_error_response("Still queued or running.", PREDICTION_PENDING),
+        404: _classic_error_response(
+            "Not a prediction of the default deployment that this caller may read; or "
+            "`default_deployment_unset` (the platform's error body) when no default is "
+            "configured.",
+            PREDICTION_NOT_FOUND,
+        ),
+        **error_responses(
+            "not_authenticated",
+            "rate_limited",
+            "prediction_failed",
+            "prediction_cancelled",
+            "prediction_expired",
+        ),
+    },
+)
+async def classic_result(
+    prediction_id: str, caller: ClassicCaller, db: DbSession, settings: SettingsDep
+) -> Response:
+    prediction = await default_deployment.find_prediction(db, settings, caller, prediction_id)
+    if prediction is None:
+        return _classic_error(404, PREDICTION_NOT_FOUND)
+    if not prediction.status.is_done:
+        return _classic_error(400, PREDICTION_PENDING)
+    result = ClassicResultOut(prediction_id=prediction.id, output=classic_output(prediction))
+    return not_completed(prediction) or JSONResponse(result.model_dump(mode="json"))

@@ -1,0 +1,93 @@
+"""`mlops demo-seed`: the one deployment a demo of the classic `/predict` API serves, created
+with the id DEFAULT_DEPLOYMENT_ID names, through the platform's own services (so the scheduler
+places it and the audit log records it): an owner account, an organization "Demo", a cluster
+"demo" and the deployment "demo". Each step finds what an earlier run made, so running it at
+every start of the stack is safe."""
+
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.security import hash_password
+from app.models.cluster import Cluster
+from app.models.deployment import Deployment, PreemptionPolicy
+from app.models.organization import Membership, Organization, Role
+from app.models.user import User
+from app.scheduling import Resources
+from app.services import clusters, deployments, organizations
+from app.services.tenancy import Scoped, load_scoped
+
+# The owner's username has a `:`, which registration refuses, and its address is under the
+# reserved `.invalid`: no one can register either, and no password opens it.
+OWNER_USERNAME = "demo:owner"
+OWNER_EMAIL = "owner@demo.invalid"
+CLUSTER_CAPACITY = Resources(cpu_millis=2000, ram_millis=4000, gpu=0)
+DEPLOYMENT_REQUEST = Resources(cpu_millis=1000, ram_millis=1000, gpu=0)
+
+
+@dataclass(frozen=True, slots=True)
+class Seeded:
+    deployment: Deployment
+    organization: Organization
+    created: bool  # False: it was there already
+
+
+async def seed(db: AsyncSession, deployment_id: uuid.UUID, model: str) -> Seeded:
+    existing = await db.get(Deployment, deployment_id)
+    if existing is not None:
+        org = await db.get(Organization, existing.organization_id)
+        assert org is not None  # a deployment's organization outlives it
+        return Seeded(existing, org, created=False)
+    owner = await _owner(db)
+    org_access = await _organization(db, owner)
+    cluster_access = await _cluster(db, org_access)
+    new = deployments.NewDeployment(
+        name="demo",
+        model=model,
+        resources=DEPLOYMENT_REQUEST,
+        priority=0,
+        preemption_policy=PreemptionPolicy.never,
+        depends_on=(),
+        id=deployment_id,
+    )
+    view = await deployments.create(db, cluster_access, owner, new)
+    return Seeded(view.deployment, org_access.row, created=True)
+
+
+async def _owner(db: AsyncSession) -> uuid.UUID:
+    found = await db.scalar(select(User.id).where(User.email == OWNER_EMAIL))
+    if found is not None:
+        return found
+    owner = User(
+        id=uuid.uuid4(),
+        username=OWNER_USERNAME,
+        email=OWNER_EMAIL,
+        password_hash=await hash_password(secrets.token_urlsafe(32)),
+    )
+    db.add(owner)
+    await db.commit()
+    return owner.id
+
+
+async def _organization(db: AsyncSession, owner: uuid.UUID) -> Scoped[Organization]:
+    org = await db.scalar(
+        select(Organization)
+        .join(Membership, Membership.organization_id == Organization.id)
+        .where(Membership.user_id == owner)
+    )
+    if org is not None:
+        return Scoped(row=org, role=Role.admin, user_id=owner)
+    return await organizations.create(db, owner, "Demo")
+
+
+async def _cluster(db: AsyncSession, org: Scoped[Organization]) -> Scoped[Cluster]:
+    cluster_id = await db.scalar(
+        select(Cluster.id).where(Cluster.organization_id == org.row.id, Cluster.name == "demo")
+    )
+    if cluster_id is None:
+        created = await clusters.create(db, org, "demo", CLUSTER_CAPACITY, None)
+        cluster_id = created.row.id
+    return await load_scoped(db, Cluster, cluster_id, org.user_id, "cluster")
