@@ -4,6 +4,7 @@ console script, its settings, deploy/nginx.conf, the Dockerfile and .env.example
 
 import ipaddress
 import re
+import shlex
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -87,17 +88,34 @@ def test_the_file_follows_the_compose_specification() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def stack_app_services() -> dict[str, dict[str, Any]]:
+    """The app's services of the default stack (not the demo's)."""
+    return {name: s for name, s in app_services().items() if not s.get("profiles")}
+
+
+def demo_commands() -> list[list[str]]:
+    """The `mlops` commands the demo's `sh -c` runs, in order."""
+    shell, flag, script = command(services()["demo"])
+    assert (shell, flag) == ("sh", "-c")
+    steps = interpolate(script, {}).split("&&")
+    return [shlex.split(step.strip().removeprefix("exec ")) for step in steps]
+
+
 def test_the_stack_has_every_service_the_readme_promises() -> None:
     expected = {"postgres", "redis", "migrate", "api", "worker", "nginx", "ollama", "ollama-pull"}
-    assert expected <= set(services())
-    assert set(app_services()) == {"migrate", "api", "worker"}
+    assert expected | {"demo"} <= set(services())
+    assert set(stack_app_services()) == {"migrate", "api", "worker"}
     # Ollama stays out of the default stack: it is large and gemma3 is optional.
     assert services()["ollama"]["profiles"] == services()["ollama-pull"]["profiles"] == ["ollama"]
+    assert services()["demo"]["profiles"] == ["demo"]
 
 
 def test_every_app_command_is_one_the_cli_accepts() -> None:
-    commands = {name: parse_command(command(s)).command for name, s in app_services().items()}
+    commands = {name: parse_command(command(s)).command for name, s in stack_app_services().items()}
     assert commands == {"migrate": "migrate", "api": "serve", "worker": "worker"}
+    demo = [parse_command(step) for step in demo_commands()]
+    assert [step.command for step in demo] == ["migrate", "demo-seed", "serve"]
+    assert demo[-1].no_migrate and demo[-1].host == "0.0.0.0"
     assert parse_command(command(services()["api"])).no_migrate, "the migrate service migrates"
 
 
@@ -109,7 +127,11 @@ def test_every_app_variable_is_a_setting_and_the_whole_environment_loads() -> No
         assert not unknown, f"{name}: the app reads no {sorted(unknown)}"
         settings = Settings(_env_file=None, **{key.lower(): value for key, value in env.items()})  # type: ignore[arg-type]
         assert settings.environment == "production", name
-        assert not settings.is_sqlite, name
+        # The demo keeps to a database of its own, and serves /predict to anyone, knowingly.
+        demo = name == "demo"
+        assert settings.is_sqlite == demo, name
+        assert settings.public_predict == settings.public_predict_acknowledged == demo, name
+        assert (settings.default_deployment_id is not None) == demo, name
 
 
 def test_the_example_secret_is_refused_so_nobody_runs_the_placeholder() -> None:
@@ -125,8 +147,14 @@ def test_every_variable_compose_reads_is_in_env_example_and_nothing_else_is() ->
 
 
 def test_nginx_is_the_only_published_port_and_listens_where_nginx_conf_says() -> None:
-    published = {name for name, service in services().items() if service.get("ports")}
+    stack = {name: service for name, service in services().items() if not service.get("profiles")}
+    published = {name for name, service in stack.items() if service.get("ports")}
     assert published == {"nginx"}
+    # The demo, run alone, publishes the port nginx would: `curl localhost/predict`.
+    (demo_mapping,) = services()["demo"]["ports"]
+    host_port, demo_port = interpolate(str(demo_mapping), {}).rsplit(":", 1)
+    assert int(demo_port) == parse_command(demo_commands()[-1]).port
+    assert host_port == interpolate(str(services()["nginx"]["ports"][0]), {}).rsplit(":", 1)[0]
     (mapping,) = services()["nginx"]["ports"]
     container_port = int(str(mapping).rsplit(":", 1)[1])
     assert re.search(rf"^\s*listen {container_port};", nginx_conf(), re.MULTILINE)
