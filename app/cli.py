@@ -336,6 +336,12 @@ async def _seed_demo(settings: Settings, args: argparse.Namespace) -> None:
         f"id {deployment.id} in organization {org.name!r}; members join it with invite code "
         f"{org.invite_code}"
     )
+    if not deployment.status.is_active:
+        logger.warning(
+            "the demo deployment is %s and will not run again: /predict answers 503; seed a "
+            "fresh one under another DEFAULT_DEPLOYMENT_ID (or on an empty database)",
+            deployment.status,
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

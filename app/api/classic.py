@@ -19,8 +19,8 @@ from app.api.deps import (
     presents_credentials,
 )
 from app.api.prediction_flow import ASYNC_MODE, IDEMPOTENCY_KEY, PREFER, not_completed
-from app.core.errors import Conflict
-from app.core.rate_limit import rate_limit_scope
+from app.core.errors import Conflict, Unprocessable
+from app.core.rate_limit import address_key, rate_limit_scope
 from app.schemas.classic import (
     PREDICTION_NOT_FOUND,
     PREDICTION_PENDING,
@@ -31,7 +31,7 @@ from app.schemas.classic import (
     classic_output,
 )
 from app.schemas.common import error_responses
-from app.services import default_deployment
+from app.services import default_deployment, public_callers
 from app.services.auth import Principal
 
 router = APIRouter(tags=["classic"], dependencies=[Depends(enforce_rate_limit)])
@@ -77,9 +77,14 @@ def _classic_error_response(description: str, message: str) -> dict[str, Any]:
     "DEFAULT_DEPLOYMENT_ID names: in its prediction list, its metrics, its limits. 503 "
     "`deployment_unavailable` with `Retry-After` while that deployment is not running. Signed in "
     "(a session, or an API key of the deployment's organization; developer or admin), or "
-    "anonymous where PUBLIC_PREDICT=true.",
+    "anonymous where PUBLIC_PREDICT=true (then without `callback_url`, and with "
+    "`Idempotency-Key` scoped to the client address). A replayed prediction that failed, was "
+    "cancelled or expired answers as the first call did (502, 409, 504).",
     responses={
-        200: {"description": "The model's answer, with `input` beside it."},
+        200: {
+            "description": "The model's answer, with `input` beside it.",
+            "content": {"application/json": {"example": {"input": "hello", "result": "13742"}}},
+        },
         202: {
             "model": ClassicAcceptedOut,
             "description": "Accepted; poll the `Location`.",
@@ -122,6 +127,15 @@ async def classic_predict(
     ] = None,
 ) -> Response:
     asynchronous = prediction_flow.wants_async(async_mode, prefer)
+    if caller is None:
+        if body.callback_url is not None:
+            # Signed with the organization's webhook secret: not for strangers to direct.
+            raise Unprocessable(
+                "callback_url_refused",
+                "callback_url is refused: it needs a signed-in caller (a session or an API key).",
+                field="callback_url",
+            )
+        idempotency_key = public_callers.idempotency_key(address_key(request), idempotency_key)
     access = await default_deployment.for_prediction(db, settings, caller)
     try:
         outcome = await prediction_flow.run(
@@ -130,7 +144,7 @@ async def classic_predict(
     except Conflict as refused:
         if refused.code != "deployment_not_running":
             raise
-        raise await default_deployment.unavailable(db, access.row) from None
+        raise await default_deployment.unavailable(db, access.row, caller) from None
     prediction = outcome.prediction
     if not outcome.done:
         accepted = ClassicAcceptedOut(prediction_id=prediction.id).model_dump(mode="json")

@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.errors import Conflict, Unprocessable
 from app.db.base import utcnow
 from app.models.cluster import Cluster
+from app.models.deployment import Deployment
 from app.models.organization import Organization
 from app.scheduling import DEFAULT_STRATEGY, Resources, UnknownStrategy, get_strategy
-from app.services import audit, placement
+from app.services import audit, placement, public_callers
 from app.services.locks import lock_cluster, lock_organization
 from app.services.pagination import Page, paginate
 from app.services.tenancy import Scoped
@@ -174,5 +175,10 @@ async def delete(db: AsyncSession, access: ClusterAccess) -> None:
     audit.record(
         db, cluster.organization_id, "cluster.deleted", ("cluster", cluster.id), _summary(cluster)
     )
+    deployment_ids = list(
+        await db.scalars(select(Deployment.id).where(Deployment.cluster_id == cluster.id))
+    )
     await db.delete(cluster)
+    await db.flush()
+    await public_callers.delete_for(db, deployment_ids)
     await db.commit()

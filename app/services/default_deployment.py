@@ -97,11 +97,17 @@ async def find_prediction(
     return found
 
 
-async def unavailable(db: AsyncSession, deployment: Deployment) -> DefaultDeploymentUnavailable:
-    """Why the default deployment takes no predictions now, and when to try again."""
+async def unavailable(
+    db: AsyncSession, deployment: Deployment, caller: Principal | None
+) -> DefaultDeploymentUnavailable:
+    """Why the default deployment takes no predictions now, and when to try again. An anonymous
+    caller learns only that it is not running: the scheduler's reasons describe the tenant's
+    cluster (its free capacity, its queue), which is the members' business."""
     status = deployment.status
     retry_after = RETRY_AFTER_SECONDS
-    if status == DeploymentStatus.pending:
+    if caller is None and status in (DeploymentStatus.pending, DeploymentStatus.preempting):
+        message = "The default deployment is not running at the moment; retry later."
+    elif status == DeploymentStatus.pending:
         view = (await deployment_views.views(db, [deployment]))[0]
         message = f"The default deployment is pending ({view.status_reason})."
         if view.insight is not None:

@@ -9,8 +9,10 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.errors import SetupError
 from app.core.security import hash_password
 from app.models.cluster import Cluster
 from app.models.deployment import Deployment, PreemptionPolicy
@@ -36,12 +38,19 @@ class Seeded:
 
 
 async def seed(db: AsyncSession, deployment_id: uuid.UUID, model: str) -> Seeded:
+    """The demo's deployment, created unless an earlier run made it. An id that names any other
+    deployment is refused: the demo must not open (or print the invite code of) a tenant's."""
+    owner = await _owner(db)
     existing = await db.get(Deployment, deployment_id)
     if existing is not None:
+        if existing.created_by != owner:
+            raise SetupError(
+                f"DEFAULT_DEPLOYMENT_ID {deployment_id} names a deployment that mlops demo-seed "
+                "did not create; give the demo an id of its own"
+            )
         org = await db.get(Organization, existing.organization_id)
         assert org is not None  # a deployment's organization outlives it
         return Seeded(existing, org, created=False)
-    owner = await _owner(db)
     org_access = await _organization(db, owner)
     cluster_access = await _cluster(db, org_access)
     new = deployments.NewDeployment(
@@ -68,7 +77,11 @@ async def _owner(db: AsyncSession) -> uuid.UUID:
         password_hash=await hash_password(secrets.token_urlsafe(32)),
     )
     db.add(owner)
-    await db.commit()
+    try:
+        await db.commit()
+    except IntegrityError:  # another run made it meanwhile
+        await db.rollback()
+        return await _owner(db)
     return owner.id
 
 

@@ -4,6 +4,7 @@ them the deployment owner's id would make strangers' predictions that person's o
 cancel, their Idempotency-Keys). Like an API key's, the account is a `users` row that no password
 opens and no membership lists; it is made on first use and goes with its organization."""
 
+import hashlib
 import secrets
 import uuid
 from collections.abc import Iterable
@@ -57,3 +58,12 @@ async def delete_for(db: AsyncSession, deployment_ids: Iterable[uuid.UUID]) -> N
     emails = [_email(deployment_id) for deployment_id in deployment_ids]
     if emails:
         await db.execute(delete(User).where(User.email.in_(emails)))
+
+
+def idempotency_key(address: str, key: str | None) -> str | None:
+    """An anonymous caller's Idempotency-Key, scoped to its client address: all anonymous callers
+    are one account, and one stranger must neither replay another's prediction nor spend their
+    keys. Stored hashed (64 characters, within the column whatever the key's length)."""
+    if key is None:
+        return None
+    return hashlib.sha256(f"{address}\n{key}".encode()).hexdigest()

@@ -15,7 +15,9 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
+from app.core.errors import SetupError
 from app.models.user import User as UserRow
+from app.services import demo
 from tests.support.api import AppFactory, ClientFactory, Key, Org, User, World, assert_error
 
 ACCEPTED = "Request received. Processing asynchronously."
@@ -234,12 +236,38 @@ async def test_anonymous_idempotency_keys_replay_and_public_calls_are_limited_by
     assert first.json()["prediction_id"] == again.json()["prediction_id"]
     reused = await anonymous.post("/predict", json={"input": "other"}, headers=retry)
     assert_error(reused, 409, "idempotency_key_reused")
+    # Another address has keys of its own: neither replays nor spends this one's.
+    elsewhere = {**retry, "X-Forwarded-For": "203.0.113.9"}
+    theirs = await anonymous.post("/predict", json={"input": "other"}, headers=elsewhere)
+    assert theirs.status_code == 202, theirs.text
+    assert theirs.json()["prediction_id"] != first.json()["prediction_id"]
     limited = await anonymous.post("/predict", json={"input": "x"}, headers=ASYNC)
     assert_error(limited, 429, "rate_limited")
     assert int(limited.headers["Retry-After"]) >= 1
     # A signed-in caller is limited as themselves, not by the address they share.
     signed_in = await as_(scene.developer).post("/predict", json={"input": "x"}, headers=ASYNC)
     assert signed_in.status_code == 202, signed_in.text
+
+
+async def test_anonymous_callers_direct_no_callbacks_and_learn_nothing_of_the_cluster(
+    world: World, scene: Scene, serve: Serve
+) -> None:
+    as_ = await serve(scene, public_predict=True, webhook_allowed_networks="127.0.0.0/8")
+    anonymous = as_(None)
+    callback = {"input": "x", "callback_url": "http://127.0.0.1:9/hook"}
+    refused = await anonymous.post("/predict", json=callback, headers=ASYNC)
+    assert_error(refused, 422, "callback_url_refused")
+    assert await listed(scene, scene.default) == set()
+    accepted = await as_(scene.developer).post("/predict", json=callback, headers=ASYNC)
+    assert accepted.status_code == 202, accepted.text
+
+    await world.deployment(scene.developer, scene.cluster_id, cpu=2, priority=10)
+    body = assert_error(
+        await anonymous.post("/predict", json={"input": "x"}), 503, "deployment_unavailable"
+    )
+    assert body["error"] == "The default deployment is not running at the moment; retry later."
+    member = await as_(scene.developer).post("/predict", json={"input": "x"})
+    assert "pending (preempted)" in assert_error(member, 503, "deployment_unavailable")["error"]
 
 
 async def test_a_deployment_that_is_not_running_is_503_with_the_reason_and_retry_after(
@@ -314,6 +342,34 @@ async def test_deleting_the_organization_deletes_its_public_caller(
         await admin.post(f"/api/v1/deployments/{deployment['id']}/cancel")
     assert (await admin.delete(f"/api/v1/organizations/{scene.org.id}")).status_code == 204
     assert await public_accounts() == 0
+
+
+async def test_deleting_the_cluster_deletes_its_deployments_public_callers(
+    app: FastAPI, scene: Scene, serve: Serve
+) -> None:
+    as_ = await serve(scene, public_predict=True)
+    assert (await as_(None).post("/predict", json={"input": "x"})).status_code == 200
+    admin = scene.org.admin.client
+    for deployment in (scene.default, scene.other):
+        await admin.post(f"/api/v1/deployments/{deployment['id']}/cancel")
+    assert (await admin.delete(f"/api/v1/clusters/{scene.cluster_id}")).status_code == 204
+    async with app.state.sessionmaker() as db:
+        left = await db.scalar(
+            select(func.count()).where(UserRow.email.like("%@public-predict.invalid"))
+        )
+    assert left == 0
+
+
+async def test_the_demo_seed_refuses_a_deployment_it_did_not_create(
+    app: FastAPI, scene: Scene
+) -> None:
+    async with app.state.sessionmaker() as db:
+        with pytest.raises(SetupError, match="did not create"):
+            await demo.seed(db, uuid.UUID(scene.default["id"]), "mock")
+        seeded = await demo.seed(db, uuid.uuid4(), "mock")
+        assert seeded.created and seeded.deployment.status == "running"
+        again = await demo.seed(db, seeded.deployment.id, "mock")
+        assert not again.created and again.organization.id == seeded.organization.id
 
 
 async def test_the_published_schema_says_who_may_call(scene: Scene, serve: Serve) -> None:

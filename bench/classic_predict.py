@@ -1,0 +1,92 @@
+"""What the classic `/predict` costs against the platform's own predict route, on the same
+deployment of the same server.
+
+Run from the project root: `python -m bench.classic_predict [--duration 5] [--rounds 3]`. Creates
+the database `mlops_bench_classic`, builds an organization with a cluster, a mock deployment and a
+developer API key through a first server, then serves the app again with DEFAULT_DEPLOYMENT_ID set
+to that deployment and PUBLIC_PREDICT=true (1 process, no worker: asynchronous predictions are
+stored and queued, the path every call takes before a worker runs the model). wrk drives, in
+alternating rounds: an asynchronous predict by key on the platform's route and on `POST /predict`,
+and anonymously on `POST /predict` (the public caller); then the result of one prediction by key on
+`GET /api/v1/predictions/{id}` and on `GET /predict/{id}`. Prints requests per second and the
+ratios to the platform's route, then stops the servers and drops the database.
+"""
+
+import argparse
+import statistics
+
+from bench.harness import (
+    Servers,
+    app_env,
+    databases,
+    machine_line,
+    server_stack,
+    signed_up,
+    table,
+    uvicorn_command,
+)
+from bench.hot_paths import wrk
+
+DB_NAME = "mlops_bench_classic"
+CONNECTIONS = 16
+BODY = '"{\\"input\\": \\"hello\\"}"'
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per pair")
+    args = parser.parse_args()
+    with databases(DB_NAME) as [url], Servers() as servers:
+        env = app_env(url, WORKER_IN_PROCESS="false")
+        builder = servers.start(lambda p: uvicorn_command("app.main:app", p), env, ready="/health")
+        with signed_up(builder, "classic") as admin:
+            org = admin.organization("bench")
+            cluster = admin.cluster(org, "pool", 8, 32, 0)
+            deployment = admin.deployment(cluster, "echo", "mock")["id"]
+            key = admin.post(f"/organizations/{org}/api-keys", {"name": "b", "role": "developer"})
+            by_key = {"Authorization": f"Bearer {key['key']}"}
+            prediction = admin.client.post(
+                f"/api/v1/deployments/{deployment}/predict",
+                json={"input": "x"},
+                headers={"Async-Mode": "true"},
+            ).json()["prediction_id"]
+        classic_env = env | {"DEFAULT_DEPLOYMENT_ID": deployment, "PUBLIC_PREDICT": "true"}
+        port = servers.start(
+            lambda p: uvicorn_command("app.main:app", p), classic_env, ready="/health"
+        )
+        asynchronous = {"Async-Mode": "true"}
+        platform = f"/api/v1/deployments/{deployment}/predict"
+        runs = {
+            "predict": [
+                ("POST /api/v1/deployments/{id}/predict, key", platform, by_key | asynchronous),
+                ("POST /predict, key", "/predict", by_key | asynchronous),
+                ("POST /predict, anonymous", "/predict", asynchronous),
+            ],
+            "result": [
+                ("GET /api/v1/predictions/{id}, key", f"/api/v1/predictions/{prediction}", by_key),
+                ("GET /predict/{id}, key", f"/predict/{prediction}", by_key),
+            ],
+        }
+        rows = []
+        for kind, variants in runs.items():
+            rates: dict[str, list[float]] = {label: [] for label, _, _ in variants}
+            for _ in range(args.rounds):
+                for label, path, headers in variants:
+                    method, body = ("POST", BODY) if kind == "predict" else ("GET", None)
+                    load = wrk.drive(
+                        port, path, method=method, headers=headers, body=body,
+                        connections=CONNECTIONS, seconds=args.duration,
+                    )  # fmt: skip
+                    rates[label].append(load.rate)
+            baseline = statistics.median(rates[variants[0][0]])
+            for label, _, _ in variants:
+                rate = statistics.median(rates[label])
+                rows.append((label, f"{rate:.0f}", f"{rate / baseline:.2f}"))
+    print(machine_line())
+    print(server_stack())
+    print(table(("route, caller", "req/s", "ratio to the platform's route"), rows, "lrr"))
+
+
+if __name__ == "__main__":
+    main()
