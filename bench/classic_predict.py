@@ -2,10 +2,11 @@
 deployment of the same server.
 
 Run from the project root: `python -m bench.classic_predict [--duration 5] [--rounds 3]`. Creates
-the database `mlops_bench_classic`, builds an organization with a cluster, a mock deployment and a
-developer API key through a first server, then serves the app again with DEFAULT_DEPLOYMENT_ID set
-to that deployment and PUBLIC_PREDICT=true (1 process, no worker: asynchronous predictions are
-stored and queued, the path every call takes before a worker runs the model). wrk drives, in
+the database `mlops_bench_classic`, builds an organization with a cluster, a mock deployment, a
+developer API key and one finished prediction through a first server, then serves the app again
+with DEFAULT_DEPLOYMENT_ID set to that deployment and PUBLIC_PREDICT=true (1 process, no worker:
+asynchronous predictions are stored and queued, the path every call takes before a worker runs
+the model). wrk drives, in
 alternating rounds: an asynchronous predict by key on the platform's route and on `POST /predict`,
 and anonymously on `POST /predict` (the public caller); then the result of one prediction by key on
 `GET /api/v1/predictions/{id}` and on `GET /predict/{id}`. Prints requests per second and the
@@ -39,7 +40,16 @@ def main() -> None:
     args = parser.parse_args()
     with databases(DB_NAME) as [url], Servers() as servers:
         env = app_env(url, WORKER_IN_PROCESS="false")
-        builder = servers.start(lambda p: uvicorn_command("app.main:app", p), env, ready="/health")
+        # The builder runs a worker, for one finished prediction to read; it is stopped before
+        # the measured server starts, so no model runs during the measurement.
+        builder_env = env | {
+            "WORKER_IN_PROCESS": "true",
+            "MOCK_DELAY_MIN": "0",
+            "MOCK_DELAY_MAX": "0",
+        }
+        builder = servers.start(
+            lambda p: uvicorn_command("app.main:app", p), builder_env, ready="/health"
+        )
         with signed_up(builder, "classic") as admin:
             org = admin.organization("bench")
             cluster = admin.cluster(org, "pool", 8, 32, 0)
@@ -47,10 +57,9 @@ def main() -> None:
             key = admin.post(f"/organizations/{org}/api-keys", {"name": "b", "role": "developer"})
             by_key = {"Authorization": f"Bearer {key['key']}"}
             prediction = admin.client.post(
-                f"/api/v1/deployments/{deployment}/predict",
-                json={"input": "x"},
-                headers={"Async-Mode": "true"},
+                f"/api/v1/deployments/{deployment}/predict", json={"input": "x"}
             ).json()["prediction_id"]
+        servers.stop()
         classic_env = env | {"DEFAULT_DEPLOYMENT_ID": deployment, "PUBLIC_PREDICT": "true"}
         port = servers.start(
             lambda p: uvicorn_command("app.main:app", p), classic_env, ready="/health"

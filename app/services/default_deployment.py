@@ -55,15 +55,21 @@ async def for_prediction(
             db, Deployment, deployment_id, caller.id, "deployment", share=True, key=caller.api_key
         )
         return permissions.require(access, Action.run_prediction)
-    if await db.scalar(select(Deployment.id).where(Deployment.id == deployment_id)) is None:
-        raise not_found("deployment")
-    account = await public_callers.find_or_create(db, deployment_id)  # commits when it creates
+    row = await _held(db, deployment_id)
+    account = await public_callers.find(db, deployment_id)
+    if account is None:  # the first anonymous call: making the account commits, so hold again
+        account = await public_callers.find_or_create(db, deployment_id)
+        row = await _held(db, deployment_id)
+    return Scoped(row=row, role=Role.developer, user_id=account)
+
+
+async def _held(db: AsyncSession, deployment_id: uuid.UUID) -> Deployment:
     row = await db.scalar(
         select(Deployment).where(Deployment.id == deployment_id).with_for_update(read=True)
     )
-    if row is None:  # deleted in between
+    if row is None:
         raise not_found("deployment")
-    return Scoped(row=row, role=Role.developer, user_id=account)
+    return row
 
 
 async def find_prediction(
