@@ -222,6 +222,25 @@ async def test_public_predict_serves_anonymous_callers_their_own_predictions(
     assert_error(await stale.post("/predict", json={"input": "x"}), 401, "not_authenticated")
 
 
+async def test_first_anonymous_calls_at_once_make_one_public_caller(
+    app: FastAPI, scene: Scene, serve: Serve
+) -> None:
+    """Twelve first calls at once, each on a connection of its own: they race to make the
+    account, one wins, the others find it, and every call is accepted."""
+    as_ = await serve(scene, public_predict=True)
+    callers = [as_(None) for _ in range(12)]
+    answers = await asyncio.gather(
+        *(c.post("/predict", json={"input": f"n{i}"}, headers=ASYNC) for i, c in enumerate(callers))
+    )
+    assert [a.status_code for a in answers] == [202] * 12, [a.text for a in answers]
+    async with app.state.sessionmaker() as db:
+        accounts = await db.scalar(
+            select(func.count()).where(UserRow.email.like("%@public-predict.invalid"))
+        )
+    assert accounts == 1
+    assert len(await listed(scene, scene.default)) == 12
+
+
 async def test_anonymous_idempotency_keys_replay_and_public_calls_are_limited_by_address(
     scene: Scene, serve: Serve
 ) -> None:
