@@ -6,7 +6,7 @@ the platform's routes, or anonymous where PUBLIC_PREDICT allows it."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.api import prediction_flow
@@ -18,7 +18,7 @@ from app.api.deps import (
     not_authenticated,
     presents_credentials,
 )
-from app.api.prediction_flow import ASYNC_MODE, IDEMPOTENCY_KEY, PREFER, not_completed
+from app.api.prediction_flow import not_completed
 from app.core.errors import Conflict, Unprocessable
 from app.core.rate_limit import address_key, rate_limit_scope
 from app.schemas.classic import (
@@ -101,15 +101,7 @@ def _classic_error_response(description: str, message: str) -> dict[str, Any]:
             "default_deployment_unset",
             "deployment_not_found",
             "deployment_unavailable",
-            "idempotency_key_reused",
-            "validation_error",
-            "callback_url_refused",
-            "rate_limited",
-            "prediction_failed",
-            "prediction_cancelled",
-            "prediction_expired",
-            "model_unavailable",
-            "no_worker",
+            *prediction_flow.RUN_ERRORS,
         ),
     },
 )
@@ -120,13 +112,9 @@ async def classic_predict(
     db: DbSession,
     settings: SettingsDep,
     request: Request,
-    async_mode: Annotated[str | None, Header(alias="Async-Mode", description=ASYNC_MODE)] = None,
-    prefer: Annotated[str | None, Header(description=PREFER)] = None,
-    idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", max_length=255, description=IDEMPOTENCY_KEY)
-    ] = None,
+    asked: prediction_flow.AskedHeaders,
 ) -> Response:
-    asynchronous = prediction_flow.wants_async(async_mode, prefer)
+    idempotency_key = asked.idempotency_key
     if caller is None:
         if body.callback_url is not None:
             # Signed with the organization's webhook secret: not for strangers to direct.
@@ -139,7 +127,7 @@ async def classic_predict(
     access = await default_deployment.for_prediction(db, settings, caller)
     try:
         outcome = await prediction_flow.run(
-            request, db, access, body, asynchronous, idempotency_key
+            request, db, access, body, asked.asynchronous, idempotency_key
         )
     except Conflict as refused:
         if refused.code != "deployment_not_running":

@@ -4,8 +4,9 @@ asked for, submitting, handing over to this process's worker, waiting for a sync
 Each route only renders the outcome in its own bodies."""
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request, status
+from fastapi import Depends, Header, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +38,42 @@ IDEMPOTENCY_KEY = (
     "200 once finished, even a failed one) without running the model again; with a different "
     "input it is 409 `idempotency_key_reused`."
 )
+
+
+# The errors of running a prediction, whichever route asked: each route adds those of finding
+# its deployment.
+RUN_ERRORS = (
+    "idempotency_key_reused",
+    "validation_error",
+    "callback_url_refused",
+    "rate_limited",
+    "prediction_failed",
+    "prediction_cancelled",
+    "prediction_expired",
+    "model_unavailable",
+    "no_worker",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """What the caller's headers ask of a predict call."""
+
+    asynchronous: bool
+    idempotency_key: str | None
+
+
+async def asked(
+    async_mode: Annotated[str | None, Header(alias="Async-Mode", description=ASYNC_MODE)] = None,
+    prefer: Annotated[str | None, Header(description=PREFER)] = None,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", max_length=255, description=IDEMPOTENCY_KEY)
+    ] = None,
+) -> Asked:
+    return Asked(wants_async(async_mode, prefer), idempotency_key)
+
+
+AskedHeaders = Annotated[Asked, Depends(asked)]
 
 
 def wants_async(async_mode: str | None, prefer: str | None) -> bool:

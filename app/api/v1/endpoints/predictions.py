@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.api import prediction_flow
@@ -13,12 +13,8 @@ from app.api.deps import (
     PredictionForReading,
 )
 from app.api.prediction_flow import (
-    ASYNC_MODE,
-    IDEMPOTENCY_KEY,
-    PREFER,
     accepted_response,
     not_completed,
-    wants_async,
 )
 from app.core.rate_limit import rate_limit_scope
 from app.models.prediction import Prediction, PredictionStatus
@@ -66,15 +62,7 @@ def accepted(prediction: Prediction, workers: int = 1) -> JSONResponse:
             "forbidden",
             "deployment_not_found",
             "deployment_not_running",
-            "idempotency_key_reused",
-            "validation_error",
-            "callback_url_refused",
-            "rate_limited",
-            "prediction_failed",
-            "prediction_cancelled",
-            "prediction_expired",
-            "model_unavailable",
-            "no_worker",
+            *prediction_flow.RUN_ERRORS,
         ),
     },
 )
@@ -84,14 +72,10 @@ async def predict(
     access: DeploymentForPrediction,
     db: DbSession,
     request: Request,
-    async_mode: Annotated[str | None, Header(alias="Async-Mode", description=ASYNC_MODE)] = None,
-    prefer: Annotated[str | None, Header(description=PREFER)] = None,
-    idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", max_length=255, description=IDEMPOTENCY_KEY)
-    ] = None,
+    asked: prediction_flow.AskedHeaders,
 ) -> Response:
     outcome = await prediction_flow.run(
-        request, db, access, body, wants_async(async_mode, prefer), idempotency_key
+        request, db, access, body, asked.asynchronous, asked.idempotency_key
     )
     if not outcome.done:
         return accepted(outcome.prediction, outcome.workers)
