@@ -315,35 +315,6 @@ async def _work(settings: Settings, args: argparse.Namespace) -> None:
         await engine.dispose()
 
 
-async def _seed_demo(settings: Settings, args: argparse.Namespace) -> None:
-    from app.db.migrations import require_head
-    from app.db.session import create_engine, create_sessionmaker
-    from app.services import demo
-
-    if settings.default_deployment_id is None:
-        raise SetupError("set DEFAULT_DEPLOYMENT_ID to the id the demo deployment should have")
-    engine = create_engine(settings.database_url, pool_size=1, max_overflow=0)
-    try:
-        await require_head(engine)
-        async with create_sessionmaker(engine)() as db:
-            seeded = await demo.seed(db, settings.default_deployment_id, args.model)
-    finally:
-        await engine.dispose()
-    deployment, org = seeded.deployment, seeded.organization
-    verb = "seeded" if seeded.created else "already there"
-    print(
-        f"{verb}: deployment {deployment.name!r} ({deployment.model}, {deployment.status}) "
-        f"id {deployment.id} in organization {org.name!r}; members join it with invite code "
-        f"{org.invite_code}"
-    )
-    if not deployment.status.is_active:
-        logger.warning(
-            "the demo deployment is %s and will not run again: /predict answers 503; seed a "
-            "fresh one under another DEFAULT_DEPLOYMENT_ID (or on an empty database)",
-            deployment.status,
-        )
-
-
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     database_url = None
@@ -369,7 +340,9 @@ def _run(settings: Settings, args: argparse.Namespace) -> None:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_work(settings, args))
     elif args.command == "demo-seed":
-        asyncio.run(_seed_demo(settings, args))
+        from app.services import demo
+
+        print(asyncio.run(demo.seed_database(settings, args.model)))
     else:
         _serve(settings, args)
 

@@ -79,6 +79,19 @@ def test_a_worker_on_a_fresh_sqlite_file_refuses_to_start(tmp_path: Path) -> Non
     )
 
 
+def test_demo_seed_without_a_default_deployment_or_on_a_fresh_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    unset = one_line(mlops(tmp_path, "demo-seed", DATABASE_URL=url))
+    assert (
+        unset
+        == "mlops demo-seed: set DEFAULT_DEPLOYMENT_ID to the id the demo deployment should have"
+    )
+    fresh = one_line(
+        mlops(tmp_path, "demo-seed", DATABASE_URL=url, DEFAULT_DEPLOYMENT_ID=str(uuid.uuid4()))
+    )
+    assert "mlops migrate" in fresh, fresh
+
+
 def test_a_worker_on_an_empty_postgresql_database_refuses_to_start(
     tmp_path: Path, empty_postgres_database: str
 ) -> None:

@@ -4,6 +4,7 @@ places it and the audit log records it): an owner account, an organization "Demo
 "demo" and the deployment "demo". Each step finds what an earlier run made, so running it at
 every start of the stack is safe."""
 
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.config import Settings
 from app.core.errors import SetupError
 from app.core.security import hash_password
 from app.models.cluster import Cluster
@@ -21,6 +23,8 @@ from app.models.user import User
 from app.scheduling import Resources
 from app.services import clusters, deployments, organizations
 from app.services.tenancy import Scoped, load_scoped
+
+logger = logging.getLogger(__name__)
 
 # The owner's username has a `:`, which registration refuses, and its address is under the
 # reserved `.invalid`: no one can register either, and no password opens it.
@@ -35,6 +39,36 @@ class Seeded:
     deployment: Deployment
     organization: Organization
     created: bool  # False: it was there already
+
+
+async def seed_database(settings: Settings, model: str) -> str:
+    """`mlops demo-seed`: seed the database DATABASE_URL names (at the latest migration), and
+    say what was done in a line."""
+    from app.db.migrations import require_head
+    from app.db.session import create_engine, create_sessionmaker
+
+    if settings.default_deployment_id is None:
+        raise SetupError("set DEFAULT_DEPLOYMENT_ID to the id the demo deployment should have")
+    engine = create_engine(settings.database_url, pool_size=1, max_overflow=0)
+    try:
+        await require_head(engine)
+        async with create_sessionmaker(engine)() as db:
+            seeded = await seed(db, settings.default_deployment_id, model)
+    finally:
+        await engine.dispose()
+    deployment, org = seeded.deployment, seeded.organization
+    if not deployment.status.is_active:
+        logger.warning(
+            "the demo deployment is %s and will not run again: /predict answers 503; seed a "
+            "fresh one under another DEFAULT_DEPLOYMENT_ID (or on an empty database)",
+            deployment.status,
+        )
+    verb = "seeded" if seeded.created else "already there"
+    return (
+        f"{verb}: deployment {deployment.name!r} ({deployment.model}, {deployment.status}) "
+        f"id {deployment.id} in organization {org.name!r}; members join it with invite code "
+        f"{org.invite_code}"
+    )
 
 
 async def seed(db: AsyncSession, deployment_id: uuid.UUID, model: str) -> Seeded:
