@@ -42,7 +42,7 @@ async def classic_caller(
 ) -> Principal | None:
     """The signed-in caller, or None for an anonymous one where PUBLIC_PREDICT allows it. A caller
     who sent credentials is held to them (401 when they are no longer valid), public or not."""
-    default_deployment.configured_id(settings)
+    default_deployment.configured_id(settings)  # unset: 404 for everyone, nothing to guard
     if user is not None:
         return user
     if presents_credentials(request) or not settings.public_predict:
