@@ -1,7 +1,8 @@
 """Drill: schemathesis fuzzes every operation of the live app's `/openapi.json` (`mlops serve` on a
 PostgreSQL database of its own, with its prediction worker), signed in as the admin of an
 organization that has a cluster, deployments and a prediction, whose ids are bound to the path
-parameters nine times in ten (tests/drills/fuzz_hooks.py). Schemathesis's checks: no 5xx, every
+parameters nine times in ten (tests/drills/fuzz_hooks.py); the classic `/predict` routes serve the
+deployment that has the prediction (DEFAULT_DEPLOYMENT_ID). Schemathesis's checks: no 5xx, every
 status, content type, header and body as the schema publishes them, invalid input refused,
 `405` with the full `Allow` list for methods a path lacks, no operation that ignores the session;
 and ours: every error in the contract's shape with a listed code. Afterwards no server log holds
@@ -42,6 +43,7 @@ BOUND_ROUTES = (
     "/api/v1/clusters/{cluster_id}",
     "/api/v1/deployments/{deployment_id}",
     "/api/v1/predictions/{prediction_id}",
+    "/predict/{prediction_id}",
 )
 
 
@@ -88,6 +90,7 @@ def build_world(base_url: str) -> dict[str, Any]:
     ).json()
     client.close()
     ids = {
+        "default_deployment_id": deployments[0]["id"],
         "org_id": org["id"],
         "cluster_id": cluster["id"],
         "deployment_id": deployments[-1]["id"],
@@ -98,23 +101,33 @@ def build_world(base_url: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def live(tmp_path: Path) -> Iterator[tuple[str, str]]:
+def live(tmp_path: Path) -> Iterator[tuple[dict[str, Any], str]]:
+    """(the world, its database): the world is built through a first server, then the app is
+    served again with DEFAULT_DEPLOYMENT_ID on the deployment that has the prediction, so that
+    the classic `/predict` routes are fuzzed past their configuration too."""
     name, database_url = create_postgres_database()
     env = service_env(database_url, MOCK_DELAY_MIN="0", MOCK_DELAY_MAX="0.01")
     port = free_port()
+    server = start_api(env, port, tmp_path / "builder.log")
+    try:
+        world = build_world(f"http://127.0.0.1:{port}")
+    finally:
+        stop(server)
+    port = free_port()
+    env["DEFAULT_DEPLOYMENT_ID"] = world["ids"]["default_deployment_id"]
     server = start_api(env, port, tmp_path / "api.log")
     try:
-        yield f"http://127.0.0.1:{port}", database_url
+        yield {**world, "base_url": f"http://127.0.0.1:{port}"}, database_url
     finally:
         stop(server)
         drop_postgres_database(name)
 
 
 def test_fuzzing_every_operation_finds_no_5xx_and_no_schema_violation(
-    live: tuple[str, str], tmp_path: Path
+    live: tuple[dict[str, Any], str], tmp_path: Path
 ) -> None:
-    base_url, database_url = live
-    world = build_world(base_url)
+    world, database_url = live
+    base_url = world["base_url"]
     command = [str(Path(sys.executable).parent / "st"), "run", f"{base_url}/openapi.json"]
     command += ["--checks", "all", "--exclude-checks", NOT_PROMISED]
     command += ["--max-examples", str(EXAMPLES), "--seed", "20261203", "--workers", "2"]
