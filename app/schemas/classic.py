@@ -22,24 +22,39 @@ _TEXT = Field(
 )
 
 
+def _one_of_input_or_text(schema: dict[str, Any]) -> None:
+    """The published body: `input` or `text`, a string, exactly one of the two."""
+    for name in ("input", "text"):
+        branches = schema["properties"][name].pop("anyOf")
+        schema["properties"][name].pop("default", None)
+        schema["properties"][name] |= next(b for b in branches if b.get("type") != "null")
+    schema["oneOf"] = [{"required": ["input"]}, {"required": ["text"]}]
+    schema["examples"] = [
+        {"input": "The movie was a delight from start to end."},
+        {"text": "The movie was a delight from start to end."},
+    ]
+
+
 class ClassicPredictIn(PredictIn):
     input: Annotated[Text, _TEXT] | None = None  # type: ignore[assignment]
     text: Annotated[Text, _TEXT] | None = None
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "oneOf": [{"required": ["input"]}, {"required": ["text"]}],
-            "examples": [
-                {"input": "The movie was a delight from start to end."},
-                {"text": "The movie was a delight from start to end."},
-            ],
-        }
-    )
+    model_config = ConfigDict(json_schema_extra=_one_of_input_or_text)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_text(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data  # not an object: the model's own validation says so
+        given = [name for name in ("input", "text") if name in data]
+        if len(given) != 1:
+            raise ValueError("send the text as `input` or as `text`: exactly one of the two")
+        if data[given[0]] is None:
+            raise ValueError(f"`{given[0]}` must be a string")
+        return data
 
     @model_validator(mode="after")
-    def _one_text(self) -> "ClassicPredictIn":
-        if (self.input is None) == (self.text is None):
-            raise ValueError("send the text as `input` or as `text`: exactly one of the two")
+    def _text_is_the_input(self) -> "ClassicPredictIn":
         if self.input is None:
             self.input = self.text
         return self

@@ -331,10 +331,18 @@ async def test_without_a_default_deployment_both_routes_say_so(scene: Scene, ser
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"input": "a", "text": "b"}, {"text": ""}, {"input": "x", "unknown": 1}],
+    [
+        {},
+        {"input": "a", "text": "b"},
+        {"input": None, "text": "b"},
+        {"input": None},
+        {"text": ""},
+        {"input": "x", "unknown": 1},
+        ["x"],
+    ],
 )
 async def test_the_text_comes_as_input_or_text_exactly_once(
-    scene: Scene, serve: Serve, body: dict[str, Any]
+    scene: Scene, serve: Serve, body: Any
 ) -> None:
     as_ = await serve(scene)
     refused = await as_(scene.developer).post("/predict", json=body)
