@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.config import Settings
 from app.core.errors import SetupError
 from app.core.security import hash_password
+from app.db.migrations import require_head
+from app.db.session import create_engine, create_sessionmaker
 from app.models.cluster import Cluster
 from app.models.deployment import Deployment, PreemptionPolicy
 from app.models.organization import Membership, Organization, Role
@@ -44,9 +46,6 @@ class Seeded:
 async def seed_database(settings: Settings, model: str) -> str:
     """`mlops demo-seed`: seed the database DATABASE_URL names (at the latest migration), and
     say what was done in a line."""
-    from app.db.migrations import require_head
-    from app.db.session import create_engine, create_sessionmaker
-
     if settings.default_deployment_id is None:
         raise SetupError("set DEFAULT_DEPLOYMENT_ID to the id the demo deployment should have")
     engine = create_engine(settings.database_url, pool_size=1, max_overflow=0)
