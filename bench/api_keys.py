@@ -9,8 +9,7 @@ compares runs made side by side): `GET /api/v1/auth/me` (authentication alone) a
 requests per second and the key/cookie ratio, then stops the server and drops the database.
 """
 
-import argparse
-import statistics
+import functools
 
 from bench.harness import (
     Servers,
@@ -18,6 +17,8 @@ from bench.harness import (
     databases,
     machine_line,
     server_stack,
+    side_by_side,
+    side_by_side_options,
     signed_up,
     table,
     uvicorn_command,
@@ -29,10 +30,7 @@ CONNECTIONS = 16
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per route")
-    args = parser.parse_args()
+    args = side_by_side_options(__doc__)
     with databases(DB_NAME) as [url], Servers() as servers:
         env = app_env(url, WORKER_IN_PROCESS="false")
         port = servers.start(lambda p: uvicorn_command("app.main:app", p), env, ready="/health")
@@ -47,15 +45,21 @@ def main() -> None:
             }
             rows = []
             for path in ("/api/v1/auth/me", f"/api/v1/deployments/{deployment}"):
-                rates: dict[str, list[float]] = {"cookie": [], "key": []}
-                for _ in range(args.rounds):
-                    for caller, headers in callers.items():
-                        load = wrk.drive(
-                            port, path, headers=headers, connections=CONNECTIONS,
+                medians = side_by_side(
+                    args.rounds,
+                    {
+                        caller: functools.partial(
+                            wrk.rate,
+                            port,
+                            path,
+                            headers=headers,
+                            connections=CONNECTIONS,
                             seconds=args.duration,
-                        )  # fmt: skip
-                        rates[caller].append(load.rate)
-                cookie, key_rate = (statistics.median(rates[c]) for c in ("cookie", "key"))
+                        )
+                        for caller, headers in callers.items()
+                    },
+                )
+                cookie, key_rate = medians["cookie"], medians["key"]
                 label = path.replace(deployment, "{id}")
                 rows.append((label, f"{cookie:.0f}", f"{key_rate:.0f}", f"{key_rate / cookie:.2f}"))
     print(machine_line())

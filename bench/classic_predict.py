@@ -13,8 +13,7 @@ and anonymously on `POST /predict` (the public caller); then the result of one p
 ratios to the platform's route, then stops the servers and drops the database.
 """
 
-import argparse
-import statistics
+import functools
 
 from bench.harness import (
     Servers,
@@ -22,6 +21,8 @@ from bench.harness import (
     databases,
     machine_line,
     server_stack,
+    side_by_side,
+    side_by_side_options,
     signed_up,
     table,
     uvicorn_command,
@@ -34,10 +35,7 @@ BODY = '"{\\"input\\": \\"hello\\"}"'
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per pair")
-    args = parser.parse_args()
+    args = side_by_side_options(__doc__)
     with databases(DB_NAME) as [url], Servers() as servers:
         env = app_env(url, WORKER_IN_PROCESS="false")
         # The builder runs a worker, for one finished prediction to read; it is stopped before
@@ -79,19 +77,25 @@ def main() -> None:
         }
         rows = []
         for kind, variants in runs.items():
-            rates: dict[str, list[float]] = {label: [] for label, _, _ in variants}
-            for _ in range(args.rounds):
-                for label, path, headers in variants:
-                    method, body = ("POST", BODY) if kind == "predict" else ("GET", None)
-                    load = wrk.drive(
-                        port, path, method=method, headers=headers, body=body,
-                        connections=CONNECTIONS, seconds=args.duration,
-                    )  # fmt: skip
-                    rates[label].append(load.rate)
-            baseline = statistics.median(rates[variants[0][0]])
-            for label, _, _ in variants:
-                rate = statistics.median(rates[label])
-                rows.append((label, f"{rate:.0f}", f"{rate / baseline:.2f}"))
+            method, body = ("POST", BODY) if kind == "predict" else ("GET", None)
+            medians = side_by_side(
+                args.rounds,
+                {
+                    label: functools.partial(
+                        wrk.rate,
+                        port,
+                        path,
+                        method=method,
+                        headers=headers,
+                        body=body,
+                        connections=CONNECTIONS,
+                        seconds=args.duration,
+                    )
+                    for label, path, headers in variants
+                },
+            )
+            baseline = medians[variants[0][0]]
+            rows += [(label, f"{r:.0f}", f"{r / baseline:.2f}") for label, r in medians.items()]
     print(machine_line())
     print(server_stack())
     print(table(("route, caller", "req/s", "ratio to the platform's route"), rows, "lrr"))

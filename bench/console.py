@@ -11,8 +11,7 @@ for each, and how many open cluster pages one process keeps up with (one poll ev
 stops the server and drops the database.
 """
 
-import argparse
-import statistics
+import functools
 
 from bench.harness import (
     Servers,
@@ -20,6 +19,8 @@ from bench.harness import (
     databases,
     machine_line,
     server_stack,
+    side_by_side,
+    side_by_side_options,
     signed_up,
     table,
     uvicorn_command,
@@ -32,10 +33,7 @@ POLL_SECONDS = 3
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per route")
-    args = parser.parse_args()
+    args = side_by_side_options(__doc__)
     with databases(DB_NAME) as [url], Servers() as servers:
         env = app_env(url, WORKER_IN_PROCESS="false")
         port = servers.start(lambda p: uvicorn_command("app.main:app", p), env, ready="/health")
@@ -45,9 +43,12 @@ def main() -> None:
             for number in range(12):
                 admin.post(
                     f"/clusters/{cluster}/deployments",
-                    {"name": f"d{number}", "resources": {"cpu": 2, "ram_gb": 1, "gpu": 0},
-                     "priority": number % 4},
-                )  # fmt: skip
+                    {
+                        "name": f"d{number}",
+                        "resources": {"cpu": 2, "ram_gb": 1, "gpu": 0},
+                        "priority": number % 4,
+                    },
+                )
             routes = {
                 "GET /health": "/health",
                 "GET /console/clusters/{id} (page)": f"/console/clusters/{cluster}",
@@ -60,14 +61,20 @@ def main() -> None:
                 "poll: events": f"/api/v1/clusters/{cluster}/events?limit=100",
             }
             headers = {"Cookie": f"session={admin.cookie}"}
-            rates: dict[str, list[float]] = {label: [] for label in routes}
-            for _ in range(args.rounds):
-                for label, path in routes.items():
-                    load = wrk.drive(
-                        port, path, headers=headers, connections=CONNECTIONS, seconds=args.duration
+            medians = side_by_side(
+                args.rounds,
+                {
+                    label: functools.partial(
+                        wrk.rate,
+                        port,
+                        path,
+                        headers=headers,
+                        connections=CONNECTIONS,
+                        seconds=args.duration,
                     )
-                    rates[label].append(load.rate)
-    medians = {label: statistics.median(values) for label, values in rates.items()}
+                    for label, path in routes.items()
+                },
+            )
     health = medians["GET /health"]
     rows = [(label, f"{rate:.0f}", f"{rate / health:.2f}") for label, rate in medians.items()]
     poll_seconds = sum(1 / rate for label, rate in medians.items() if label.startswith("poll"))

@@ -13,6 +13,7 @@ httpx and psycopg are imported where they are used, so that a measuring process 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import datetime as dt
@@ -23,6 +24,7 @@ import os
 import platform
 import random
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -128,6 +130,25 @@ def uvicorn_command(target: str, port: int, workers: int = 1) -> list[str]:
     """The same uvicorn settings for every server: the ASGI app `target`, no access log."""
     options = ["--workers", str(workers), "--no-access-log", "--log-level", "warning"]
     return module_command("uvicorn", target, "--host", HOST, "--port", str(port), *options)
+
+
+def side_by_side_options(doc: str) -> argparse.Namespace:
+    """`--duration` and `--rounds` of the benchmarks that compare runs made side by side
+    (`side_by_side`), described by the first line of the module's docstring."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
+    return parser.parse_args()
+
+
+def side_by_side(rounds: int, runs: Mapping[str, Callable[[], float]]) -> dict[str, float]:
+    """The median of each run's rate over `rounds` rounds, each round running every run once, in
+    order: the machine is shared, so only runs made side by side compare."""
+    rates: dict[str, list[float]] = {label: [] for label in runs}
+    for _ in range(rounds):
+        for label, run in runs.items():
+            rates[label].append(run())
+    return {label: statistics.median(values) for label, values in rates.items()}
 
 
 def app_env(database: str, **extra: str) -> dict[str, str]:

@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.harness import HOST
 
@@ -125,3 +126,8 @@ def drive(
     if load.bad_status or load.socket_errors:
         raise RuntimeError(f"{method} {path}: {load}; wrk said:\n{finished.stdout}")
     return load
+
+
+def rate(port: int, path: str, **options: Any) -> float:
+    """`drive(port, path, **options)`'s requests per second: a run of `harness.side_by_side`."""
+    return drive(port, path, **options).rate
